@@ -1,0 +1,192 @@
+"""Sphere against the Channels tutorial and a bare websockets server, in one run.
+
+    python -m bench quick     # a few minutes: 100 and 1,000 members, a 500-message burst
+    python -m bench full      # every scenario, saturation sweeps included
+    python -m bench tiny      # a few clients and messages: keeps the harness working (CI)
+
+Needs PostgreSQL and Redis on 127.0.0.1 (Sphere's scaled mode and the tutorial's channel
+layer); everything runs on loopback, every scenario is bounded in connections and time.
+Writes ``docs/bench/RESULTS.md``, ``results.json`` and the plots (``--out`` elsewhere).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import json
+import resource
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.harness import Round, Session, burst, steady
+from bench.systems import ROOT, SYSTEMS, System, remove, scratch, stop_all
+
+Schedule = list[tuple[float, int]]
+
+
+@dataclass
+class Step:
+    scenario: str
+    schedule: Callable[[], Schedule]
+    offered: float
+    drain_s: float = 15.0
+    storm: float = 0.0
+
+
+@dataclass
+class Plan:
+    """One population (rooms x members), connected once, and the rounds run on it."""
+
+    rooms: int
+    members: int
+    steps: list[Step]
+    tickets: int = 2  # one spare: a failed first attempt opens with another
+    sweep: list[float] = field(default_factory=list)  # offered messages/s, until it breaks
+
+
+def one_room(members: int, rate: float, seconds: float) -> Step:
+    return Step(f"room-{members}", lambda: steady(1, rate, seconds), rate)
+
+
+def plans(kind: str) -> list[Plan]:
+    if kind == "tiny":
+        return [Plan(1, 5, [one_room(5, 20, 1.0), Step("burst-5", lambda: burst(20), 0)])]
+    if kind == "quick":
+        return [
+            Plan(1, 100, [one_room(100, 10, 5)]),
+            Plan(
+                1,
+                1000,
+                [one_room(1000, 10, 10), Step("burst-1000", lambda: burst(500), 0, drain_s=30)],
+            ),
+        ]
+    return [
+        Plan(1, 10, [one_room(10, 10, 10)], sweep=[100, 200, 400, 800]),
+        Plan(1, 100, [one_room(100, 10, 10)], sweep=[100, 200, 400, 800]),
+        Plan(
+            1,
+            1000,
+            [
+                one_room(1000, 10, 10),
+                Step("burst-1000", lambda: burst(500), 0, drain_s=30),
+                Step("storm-1000", lambda: steady(1, 10, 20), 10, storm=0.01),
+            ],
+            tickets=4,
+            sweep=[20, 40, 80, 160],
+        ),
+        Plan(1, 5000, [one_room(5000, 4, 10)], sweep=[8, 16, 32]),
+        Plan(
+            100,
+            100,
+            [Step("rooms-100x100-skewed", lambda: steady(100, 50, 10, skew=1.1), 50)],
+        ),
+    ]
+
+
+async def run_system(
+    system: System, kind: str, results: list[Round], profile: Path | None = None
+) -> None:
+    processes = 1 if kind == "tiny" else 2
+    await asyncio.to_thread(system.start)
+    try:
+        for plan in plans(kind):
+            session = Session(
+                system,
+                rooms=plan.rooms,
+                members=plan.members,
+                tickets=plan.tickets,
+                processes=processes if plan.rooms * plan.members >= 100 else 1,
+            )
+            try:
+                await session.open()
+            except Exception as exc:  # a plan that cannot start is reported, not fatal
+                print(f"{system.name}: {plan.rooms} x {plan.members} skipped: {exc}",
+                      file=sys.stderr)  # fmt: skip
+                await session.close()
+                continue
+            try:
+                for step in plan.steps:
+                    results.append(
+                        await session.run(
+                            step.scenario,
+                            step.schedule(),
+                            offered=step.offered,
+                            drain_s=step.drain_s,
+                            storm=step.storm,
+                            profile=profile
+                            if system.name == "sphere" and step.scenario == "room-1000"
+                            else None,
+                        )
+                    )
+                for rate in plan.sweep:
+                    result = await session.run(
+                        f"sweep-{plan.members}", steady(1, rate, 5), offered=rate, drain_s=10
+                    )
+                    results.append(result)
+                    kept_up = result.delivered >= 0.99 * result.expected and result.p99_ms < 1000
+                    if not kept_up:
+                        break
+            finally:
+                await session.close()
+    finally:
+        await asyncio.to_thread(system.stop)
+
+
+async def main_async(args: argparse.Namespace) -> list[Round]:
+    results: list[Round] = []
+    var = scratch()
+    try:
+        for name in args.systems:
+            await run_system(SYSTEMS[name](var), args.kind, results, args.profile)
+    finally:
+        if not args.keep:
+            remove(var)
+        else:
+            print(f"logs kept in {var}", file=sys.stderr)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("kind", choices=["tiny", "quick", "full"], nargs="?", default="quick")
+    parser.add_argument(
+        "--systems", nargs="+", choices=list(SYSTEMS), default=["sphere", "tutorial", "bare"]
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench")
+    parser.add_argument("--no-report", action="store_true", help="print figures only")
+    parser.add_argument("--keep", action="store_true", help="keep the servers' logs")
+    parser.add_argument("--json", action="store_true", help="print every round as JSON")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="sample Sphere's gateway and worker with py-spy during room-1000 into this folder",
+    )
+    args = parser.parse_args(argv)
+    # A harness stopped with SIGTERM stops its servers too (atexit runs on SystemExit).
+    atexit.register(stop_all)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    started = time.monotonic()
+    results = asyncio.run(main_async(args))
+    command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    from bench.report import targets, write_report
+
+    if not args.no_report:
+        write_report(results, args.out, command=command, kind=args.kind,
+                     minutes=(time.monotonic() - started) / 60)  # fmt: skip
+        print(f"wrote {args.out / 'RESULTS.md'}")
+    for target, figures, verdict in targets(results):
+        print(f"{verdict.strip('*'):>7}  {target}: {figures}")
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

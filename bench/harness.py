@@ -1,0 +1,429 @@
+"""Rounds of load against one system: a population of rooms and connected members, senders
+on an open-loop schedule, and the figures of each round.
+
+A round numbers its messages afresh; the fleet counts what arrives of this round only, so a
+late frame of an earlier round never counts twice. Server CPU is read from ``/proc`` for every
+process the system runs on (Redis and PostgreSQL included), from the first send to the end of
+the drain; the drain ends when every member holds every message or at its deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from picows import WSListener, WSMsgType, ws_connect
+
+from bench.fleet import FleetHandle, Target, body, cpu_now, start_fleet
+from bench.stats import Verdict, latencies, merge_latest, percentile
+from bench.systems import System, cpu_by_role, cpu_seconds, cpu_spent, rss_bytes
+
+READY_TIMEOUT_S = 600.0
+round_ids = itertools.count(1)
+
+
+@dataclass
+class Round:
+    """The figures of one round of one system."""
+
+    scenario: str
+    system: str
+    rooms: int
+    members: int
+    offered: float  # messages per second offered; 0 for a burst
+    sent: int
+    expected: int
+    delivered: int
+    seconds: float
+    server_cpu: float
+    loadgen_cpu: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    lost: int
+    duplicated: int
+    disordered: int
+    idle_kib_per_connection: float | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def deliveries_per_s(self) -> float:
+        return self.delivered / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def per_cpu_second(self) -> float:
+        return self.delivered / self.server_cpu if self.server_cpu > 0 else 0.0
+
+    @property
+    def clean(self) -> bool:
+        return self.lost == 0 and self.duplicated == 0 and self.disordered == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["deliveries_per_s"] = self.deliveries_per_s
+        data["per_cpu_second"] = self.per_cpu_second
+        return data
+
+
+def steady(
+    rooms: int, rate: float, seconds: float, *, skew: float = 0.0, seed: int = 7
+) -> list[tuple[float, int]]:
+    """``rate`` messages per second in all for ``seconds``: (offset, room index) in time
+    order. Rooms take turns; with ``skew`` > 0 a room of rank k gets a share proportional to
+    1 / k**skew (a few busy rooms, a long quiet tail)."""
+    count = max(1, round(rate * seconds))
+    if skew <= 0:
+        return [(n / rate, n % rooms) for n in range(count)]
+    rng = random.Random(seed)  # noqa: S311 - load shape
+    weights = [1 / (k + 1) ** skew for k in range(rooms)]
+    picks = rng.choices(range(rooms), weights=weights, k=count)
+    return [(n / rate, room) for n, room in enumerate(picks)]
+
+
+def burst(count: int, room: int = 0) -> list[tuple[float, int]]:
+    """``count`` messages back to back into one room."""
+    return [(0.0, room)] * count
+
+
+class Sender:
+    """One room's sending connection."""
+
+    def __init__(self, system: System, target: Target) -> None:
+        self.system, self.target = system, target
+        self.transport: Any = None
+        self.hello: asyncio.Future[None] | None = None
+        self.errors: Counter[str] = Counter()
+        self.acks = 0
+        self.acked_at: dict[str, float] = {}  # client_msg_id -> when its ack arrived
+
+    async def open(self) -> None:
+        sender = self
+        self.hello = asyncio.get_running_loop().create_future()
+
+        class Listener(WSListener):
+            def on_ws_frame(self, transport: Any, frame: Any) -> None:
+                if frame.msg_type == WSMsgType.TEXT and sender.system.dialect == "sphere":
+                    sender.frame(orjson.loads(frame.get_payload_as_bytes()))
+
+        url, headers = self.target.url, {"Origin": "http://127.0.0.1"}
+        if self.system.dialect == "sphere":
+            url, headers = f"{url}?ticket={self.target.tickets.pop()}", {}
+        self.transport, _ = await ws_connect(
+            Listener, url, extra_headers=headers or None, websocket_handshake_timeout=60
+        )
+        if self.system.dialect == "sphere":
+            await asyncio.wait_for(self.hello, 60)
+
+    def frame(self, frame: dict[str, Any]) -> None:
+        kind = frame.get("type")
+        if kind == "hello" and self.hello is not None and not self.hello.done():
+            self.hello.set_result(None)
+        elif kind == "ack":
+            self.acks += 1
+            self.acked_at[str(frame.get("client_msg_id"))] = time.time()
+        elif kind == "error":
+            self.errors[str(frame.get("code"))] += 1
+
+    def send(self, round_id: int, n: int, sent: float) -> None:
+        text = body(round_id, n, sent)
+        if self.system.dialect == "sphere":
+            frame = {
+                "type": "message.send",
+                "room": self.target.room,
+                "client_msg_id": f"{round_id}-{n}",
+                "body": text,
+            }
+        else:
+            frame = {"message": text}
+        self.transport.send(WSMsgType.TEXT, orjson.dumps(frame))
+
+    def ping(self) -> None:
+        if self.transport is not None:
+            self.transport.send_ping()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.disconnect()
+
+
+class Session:
+    """A system with a population connected: run rounds, then close."""
+
+    def __init__(
+        self,
+        system: System,
+        *,
+        rooms: int,
+        members: int,
+        tickets: int = 1,
+        processes: int = 2,
+        show: bool = True,
+    ) -> None:
+        self.system = system
+        self.rooms, self.members, self.tickets = rooms, members, tickets
+        self.processes = processes
+        self.show = show
+        self.fleets: list[FleetHandle] = []
+        self.senders: list[Sender] = []
+        self.idle_kib: float | None = None
+        self.connect_ms: float | None = None
+        self.pinger: asyncio.Task[None] | None = None
+
+    def status(self, text: str, *, final: bool = False) -> None:
+        if not self.show:
+            return
+        if sys.stderr.isatty():
+            sys.stderr.write("\r\033[K" + text + ("\n" if final else ""))
+        elif final:
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    async def open(self) -> None:
+        label = f"{self.system.name}: {self.rooms} x {self.members}"
+        self.status(f"{label}: creating rooms and members")
+        population = await asyncio.to_thread(
+            self.system.populate, self.rooms, self.members, self.tickets
+        )
+        self.population = population
+        targets = [t for members in population.members for t in members]
+        await asyncio.sleep(0.5)
+        rss_before = rss_bytes(self.system.gateway_pids())
+        connect_cpu = cpu_seconds(self.system.server_pids())
+        self.fleets = start_fleet(self.system.dialect, targets, self.processes)
+        started = time.monotonic()
+        ready = failed = 0
+        errors: dict[str, int] = {}
+        pending = list(self.fleets)
+        while pending:
+            for handle in list(pending):
+                answer = await asyncio.to_thread(_poll, handle)
+                if answer is not None:
+                    pending.remove(handle)
+                    ready += answer[1]
+                    failed += answer[2]
+                    for name, count in answer[3].items():
+                        errors[name] = errors.get(name, 0) + count
+            self.status(f"{label}: {ready} of {len(targets)} connected")
+            if time.monotonic() - started > READY_TIMEOUT_S:
+                raise RuntimeError(f"{label}: the fleet did not connect in time")
+        if failed:
+            raise RuntimeError(f"{label}: {failed} connections failed ({errors})")
+        # Server CPU per connection opened (handshake, hello, registry; Sphere: the ticket too).
+        spent = cpu_spent(connect_cpu, cpu_seconds(self.system.server_pids()))
+        self.connect_ms = spent * 1000 / max(1, len(targets))
+        await asyncio.sleep(2.0)  # idle: what the connections cost at rest
+        rss_after = rss_bytes(self.system.gateway_pids())
+        self.idle_kib = (rss_after - rss_before) / 1024 / max(1, len(targets))
+        self.senders = [Sender(self.system, t) for t in population.senders]
+        await asyncio.gather(*(s.open() for s in self.senders))
+        self.pinger = asyncio.ensure_future(self._ping())
+        self.status(
+            f"{label}: {len(targets)} connected in {time.monotonic() - started:.1f} s, "
+            f"{self.idle_kib:.1f} KiB each at rest",
+            final=True,
+        )
+
+    async def _ping(self) -> None:
+        while True:
+            await asyncio.sleep(20)
+            for sender in self.senders:
+                sender.ping()
+
+    def progress(self) -> int:
+        return sum(h.progress.value for h in self.fleets)
+
+    async def run(
+        self,
+        scenario: str,
+        schedule: list[tuple[float, int]],
+        *,
+        offered: float,
+        drain_s: float = 15.0,
+        storm: float = 0.0,
+        profile: Path | None = None,
+    ) -> Round:
+        """Send on the schedule (offsets in seconds, room indexes), wait for the drain, and
+        return the round's figures. With ``profile``, py-spy samples every Python server
+        process during the send window into ``<profile>/<scenario>-<role>-<pid>.txt``
+        (collapsed stacks, for ``bench.profile``)."""
+        round_id = next(round_ids)
+        await self._settle()
+        for handle in self.fleets:
+            handle.commands.put(("round", round_id))
+        await asyncio.sleep(0.3)  # the fleets reset their tallies
+        per_room = Counter(room for _, room in schedule)
+        expected = sum(count * len(self.population.members[r]) for r, count in per_room.items())
+        label = f"{self.system.name} {scenario}"
+        if storm:
+            for handle in self.fleets:
+                handle.commands.put(("storm", storm))
+        spies = self._spy(profile, scenario, schedule[-1][0] + 2) if profile else []
+        pids = self.system.server_pids()
+        cpu_before = cpu_seconds(pids)
+        loadgen_before = cpu_now()
+        sent_at: dict[tuple[int, int], float] = {}
+        counters = [0] * len(self.senders)
+        loop = asyncio.get_running_loop()
+        start = loop.time() + 0.05
+        first = time.time()
+        last_shown = 0.0
+        for offset, room in schedule:
+            delay = start + offset - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            n = counters[room]
+            counters[room] += 1
+            now = time.time()
+            sent_at[(self.population.rooms[room], n)] = now
+            self.senders[room].send(round_id, n, now)
+            if now - last_shown > 0.25:
+                last_shown = now
+                self.status(f"{label}: sent {len(sent_at)}/{len(schedule)}, "
+                            f"delivered {self.progress()}/{expected}")  # fmt: skip
+        deadline = time.monotonic() + drain_s
+        while self.progress() < expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            self.status(f"{label}: sent {len(sent_at)}, delivered {self.progress()}/{expected}")
+        if storm:
+            for handle in self.fleets:
+                handle.commands.put(("storm", 0.0))
+        for spy in spies:
+            await asyncio.to_thread(spy.wait, 60)
+        cpu_after = cpu_seconds(self.system.server_pids() + pids)
+        server_cpu = cpu_spent(cpu_before, cpu_after)
+        by_role = cpu_by_role(cpu_before, cpu_after, self.system.roles())
+        loadgen = cpu_now() - loadgen_before
+        sent = {self.population.rooms[r]: c for r, c in enumerate(counters) if c}
+        verdict, parts, notes = Verdict(), [], Counter[str]()
+        closes: Counter[str] = Counter()
+        errors: Counter[str] = Counter()
+        for handle in self.fleets:
+            handle.commands.put(("collect", sent))
+        for handle in self.fleets:
+            kind, part_verdict, latest, cpu, extra = await asyncio.to_thread(
+                handle.results.get, True, 120
+            )
+            assert kind == "round", kind
+            verdict.merge(part_verdict)
+            parts.append(latest)
+            loadgen += cpu
+            notes.update({k: extra[k] for k in ("late", "reopened", "resyncs")})
+            closes.update({str(k): v for k, v in extra["closes"].items()})
+            errors.update(extra["errors"])
+        for sender in self.senders:
+            errors.update({f"sender {k}": v for k, v in sender.errors.items()})
+        latest = merge_latest(parts)
+        delays = latencies(sent_at, latest)
+        acked = [
+            sender.acked_at[f"{round_id}-{n}"] - at
+            for (room, n), at in sent_at.items()
+            for sender in [self.senders[self.population.rooms.index(room)]]
+            if f"{round_id}-{n}" in sender.acked_at
+        ]
+        ack_ms: dict[str, float] = {}
+        if acked:
+            ack_ms = {
+                "ack_p50_ms": round(percentile(acked, 50) * 1000, 1),
+                "ack_p99_ms": round(percentile(acked, 99) * 1000, 1),
+            }
+        last_arrival = max(latest.values(), default=first)
+        result = Round(
+            scenario=scenario,
+            system=self.system.name,
+            rooms=self.rooms,
+            members=self.members,
+            offered=offered,
+            sent=len(sent_at),
+            expected=expected,
+            delivered=verdict.received,
+            seconds=max(1e-6, last_arrival - first),
+            server_cpu=server_cpu,
+            loadgen_cpu=loadgen,
+            p50_ms=percentile(delays, 50) * 1000,
+            p99_ms=percentile(delays, 99) * 1000,
+            max_ms=max(delays, default=math.nan) * 1000,
+            lost=verdict.lost,
+            duplicated=verdict.duplicated,
+            disordered=verdict.disordered,
+            idle_kib_per_connection=self.idle_kib,
+            notes={
+                **notes,
+                **ack_ms,
+                "connect_cpu_ms": round(self.connect_ms or 0.0, 2),
+                "closes": dict(closes),
+                "errors": dict(errors),
+                "server_cpu_by_process": by_role,
+            },
+        )
+        self.status(
+            f"{label}: {result.delivered}/{expected} delivered, "
+            f"{result.per_cpu_second:,.0f} per server-CPU-s, p99 {result.p99_ms:,.0f} ms, "
+            f"lost {result.lost}, dup {result.duplicated}, disorder {result.disordered}",
+            final=True,
+        )
+        return result
+
+    async def _settle(self, quiet: float = 0.1, within: float = 90.0) -> None:
+        """Wait until the system is idle (under ``quiet`` of a core for a second): a system
+        still working off an earlier round's backlog (the tutorial's channel layer keeps
+        messages for 60 s) starts the next round as fresh as the others."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            pids = self.system.server_pids()
+            before = cpu_seconds(pids)
+            await asyncio.sleep(1.0)
+            if cpu_spent(before, cpu_seconds(pids)) < quiet:
+                return
+
+    def _spy(self, out: Path, scenario: str, seconds: float) -> list[subprocess.Popen[bytes]]:
+        out.mkdir(parents=True, exist_ok=True)
+        spies = []
+        for pid, role in self.system.roles().items():
+            if role in {"postgres", "redis"}:
+                continue
+            target = out / f"{scenario}-{role}-{pid}.txt"
+            spies.append(
+                subprocess.Popen(  # noqa: S603 - py-spy on our own server process
+                    [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
+                     "--duration", str(max(1, round(seconds))), "--rate", "250", "--format",
+                     "raw", "--nonblocking", "--output", str(target)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )  # fmt: skip
+        return spies
+
+    async def close(self) -> None:
+        if self.pinger is not None:
+            self.pinger.cancel()
+        for sender in self.senders:
+            sender.close()
+        for handle in self.fleets:
+            handle.commands.put(("quit", None))
+        for handle in self.fleets:
+            await asyncio.to_thread(handle.process.join, 30)
+            if handle.process.is_alive():
+                handle.process.kill()
+        await asyncio.sleep(1.0)  # the server lets the closed connections go
+
+
+def _poll(handle: FleetHandle) -> tuple[Any, ...] | None:
+    try:
+        answer = handle.results.get(timeout=0.5)
+    except Exception:
+        if not handle.process.is_alive():
+            raise RuntimeError("a fleet process died while connecting") from None
+        return None
+    if answer[0] != "ready":
+        raise RuntimeError(f"unexpected fleet answer {answer[0]}")
+    return tuple(answer)

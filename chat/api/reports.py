@@ -1,0 +1,55 @@
+"""The report queue over REST (contract section 3): list and resolve, for moderators."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chat.api.serializers import ReportSerializer
+from chat.models import Report
+from chat.services import reports
+from communities.api.base import actor, parse
+from communities.api.serializers import StrictSerializer
+from communities.selectors import community_get_for_viewer
+from sphere.errors import Invalid
+
+
+class ResolveIn(StrictSerializer):
+    action = serializers.ChoiceField(choices=reports.ACTIONS)
+    minutes = serializers.IntegerField(min_value=1, max_value=28 * 24 * 60, required=False)
+
+
+@extend_schema(tags=["moderation"])
+class ReportListView(generics.ListAPIView):
+    serializer_class = ReportSerializer
+
+    @extend_schema(
+        summary="Reports on messages of rooms the caller can read, newest first",
+        parameters=[OpenApiParameter("status", str, enum=["open", "resolved"])],
+    )
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[Report]:
+        status = self.request.query_params.get("status") or None
+        if status not in (None, *Report.Status.values):
+            raise Invalid("Bad status.", fields={"status": ["open or resolved."]})
+        community = community_get_for_viewer(user=self.request.user, slug=self.kwargs["slug"])
+        return reports.reports_for_moderator(
+            actor=actor(self.request), community=community, status=status
+        )
+
+
+@extend_schema(tags=["moderation"])
+class ReportResolveView(APIView):
+    @extend_schema(summary="Resolve a report", request=ResolveIn, responses={200: ReportSerializer})
+    def post(self, request: Request, report_id: int) -> Response:
+        report = reports.report_get_for_moderator(actor=actor(request), report_id=report_id)
+        data = parse(ResolveIn, request)
+        report = reports.report_resolve(actor=actor(request), report=report, **data)
+        report = reports.report_get_for_moderator(actor=actor(request), report_id=report.pk)
+        return Response(ReportSerializer(report, context={"viewer_id": actor(request).pk}).data)

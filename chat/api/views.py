@@ -1,0 +1,236 @@
+"""Messages, reactions, reports, read markers, search and presence (contract section 3).
+
+Views parse, call one selector or service, and render; every rule lives in the services. A room
+or message the caller cannot read answers 404 exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chat import selectors
+from chat.api.serializers import (
+    HistoryQuery,
+    HistorySerializer,
+    MessageCreateIn,
+    MessageEditIn,
+    MessageSerializer,
+    PresenceSerializer,
+    ReadIn,
+    ReadStateSerializer,
+    ReportIn,
+    ReportSerializer,
+    SearchQuery,
+)
+from chat.models import Message
+from chat.presence import online_in_room
+from chat.services import messages, reactions
+from communities.api.base import actor, parse
+from communities.api.serializers import RoomSerializer
+from communities.models import Room
+from communities.selectors import room_get_for_reader
+
+
+def parse_query(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    """The query string validated by ``serializer_class``; 400 ``invalid`` otherwise.
+
+    An empty value (``?after_seq=``) counts as absent, so that a client filling the contract's
+    template ``?after_seq=&before_seq=&limit=`` gets the defaults.
+    """
+    data = {key: value for key, value in request.query_params.items() if value != ""}
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _message_body(message: Message, request: Request) -> dict[str, Any]:
+    return MessageSerializer(message, context={"viewer_id": actor(request).pk}).data
+
+
+def _message(request: Request, message_id: int) -> Message:
+    return messages.message_get_for_reader(actor=actor(request), message_id=message_id)
+
+
+def _room(request: Request, room_id: int) -> Room:
+    return room_get_for_reader(user=request.user, room_id=room_id)
+
+
+_CURSOR_HELP = "Give at most one of `after_seq` and `before_seq` (both: 400)."
+
+
+@extend_schema(tags=["messages"])
+class RoomMessagesView(APIView):
+    @extend_schema(
+        summary="Message history",
+        description="Ascending seq always. No cursor: the newest `limit` messages; "
+        "`before_seq`: the `limit` messages just before it; `after_seq`: the `limit` messages "
+        "just after it. " + _CURSOR_HELP,
+        parameters=[HistoryQuery],
+        responses={200: HistorySerializer},
+    )
+    def get(self, request: Request, room_id: int) -> Response:
+        room = _room(request, room_id)
+        query = parse_query(HistoryQuery, request)
+        page, has_more = selectors.history(
+            room=room,
+            after_seq=query.get("after_seq"),
+            before_seq=query.get("before_seq"),
+            limit=query.get("limit", selectors.DEFAULT_LIMIT),
+        )
+        context = {"viewer_id": actor(request).pk}
+        results = MessageSerializer(page, many=True, context=context).data
+        return Response({"results": results, "has_more": has_more})
+
+    @extend_schema(
+        summary="Post a message",
+        description="201 and the new message; the same `client_msg_id` again (same author and "
+        "room) answers 200 and the original message, whatever the body, mute, slow mode or "
+        "rate limit says now.",
+        request=MessageCreateIn,
+        responses={
+            201: MessageSerializer,
+            200: OpenApiResponse(MessageSerializer, description="A repeated client_msg_id."),
+        },
+    )
+    def post(self, request: Request, room_id: int) -> Response:
+        room = _room(request, room_id)
+        data = parse(MessageCreateIn, request)
+        message, created = messages.post_message(
+            actor=actor(request),
+            room=room,
+            body=data["body"],
+            client_msg_id=data["client_msg_id"],
+            reply_to=data.get("reply_to"),
+        )
+        answer = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(_message_body(message, request), status=answer)
+
+
+@extend_schema(tags=["messages"])
+class MessageDetailView(APIView):
+    @extend_schema(
+        summary="Edit a message (author)", request=MessageEditIn, responses={200: MessageSerializer}
+    )
+    def patch(self, request: Request, message_id: int) -> Response:
+        message = messages.edit_message(
+            actor=actor(request),
+            message=_message(request, message_id),
+            body=parse(MessageEditIn, request)["body"],
+        )
+        return Response(_message_body(message, request))
+
+    @extend_schema(
+        summary="Delete a message (author, or a moderator and up by rank)", responses={204: None}
+    )
+    def delete(self, request: Request, message_id: int) -> Response:
+        messages.delete_message(actor=actor(request), message=_message(request, message_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(
+    tags=["messages"],
+    parameters=[
+        OpenApiParameter(
+            "emoji",
+            OpenApiTypes.STR,
+            OpenApiParameter.PATH,
+            description="The emoji or short name, URL-encoded: 1 to 64 characters, no spaces.",
+        )
+    ],
+)
+class ReactionView(APIView):
+    @extend_schema(
+        summary="Add the caller's reaction", request=None, responses={200: MessageSerializer}
+    )
+    def put(self, request: Request, message_id: int, emoji: str) -> Response:
+        message = reactions.reaction_add(
+            actor=actor(request), message=_message(request, message_id), emoji=emoji
+        )
+        return Response(_message_body(message, request))
+
+    @extend_schema(summary="Remove the caller's reaction", responses={204: None})
+    def delete(self, request: Request, message_id: int, emoji: str) -> Response:
+        reactions.reaction_remove(
+            actor=actor(request), message=_message(request, message_id), emoji=emoji
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=["messages"])
+class ReportView(APIView):
+    @extend_schema(
+        summary="Report a message to the moderators",
+        request=ReportIn,
+        responses={201: ReportSerializer},
+    )
+    def post(self, request: Request, message_id: int) -> Response:
+        message = _message(request, message_id)
+        report = reactions.report_message(
+            actor=actor(request), message=message, reason=parse(ReportIn, request)["reason"]
+        )
+        body = ReportSerializer(report, context={"viewer_id": actor(request).pk}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["messages"])
+class ReadView(APIView):
+    @extend_schema(
+        summary="Move the caller's read marker forward",
+        request=ReadIn,
+        responses={200: ReadStateSerializer},
+    )
+    def post(self, request: Request, room_id: int) -> Response:
+        room = _room(request, room_id)
+        seq = parse(ReadIn, request)["seq"]
+        marker = reactions.mark_read(actor=actor(request), room=room, seq=seq)
+        return Response({"room": room.pk, "seq": marker.seq})
+
+
+@extend_schema(tags=["rooms"])
+class PresenceView(APIView):
+    @extend_schema(
+        summary="Who of the room's readers is online", responses={200: PresenceSerializer}
+    )
+    def get(self, request: Request, room_id: int) -> Response:
+        room = _room(request, room_id)
+        return Response({"online": online_in_room(room_id=room.pk)})
+
+
+@extend_schema(tags=["messages"])
+class SearchView(generics.ListAPIView):
+    serializer_class = MessageSerializer
+
+    @extend_schema(
+        summary="Search the messages the caller can read",
+        description="Newest first. Words are matched whole on PostgreSQL (full-text, `simple` "
+        "configuration, web-search syntax), as substrings elsewhere. An unknown or unreadable "
+        "`community` or `room` gives no results.",
+        parameters=[SearchQuery],
+    )
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[Message]:
+        query = parse_query(SearchQuery, self.request)
+        return selectors.search(
+            user=actor(self.request),
+            q=query["q"],
+            community_slug=query.get("community"),
+            room_id=query.get("room"),
+        )
+
+
+@extend_schema(tags=["rooms"], summary="The rooms the caller can read, with unread counts")
+class MyRoomsView(generics.ListAPIView):
+    serializer_class = RoomSerializer
+
+    def get_queryset(self) -> QuerySet[Room]:
+        return selectors.rooms_with_unread(user=actor(self.request))

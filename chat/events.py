@@ -1,0 +1,119 @@
+"""Appending room events and handing them to the fan-out tier on commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from chat.models import RoomEvent
+from chat.protocol import encode
+from communities.models import Room
+from communities.selectors import readable_rooms_filter, room_reader_ids
+from fanout import publish
+from fanout.interfaces import StoredEvent
+
+# The outbox sweep looks this far back: older unpublished events (a long outage of every
+# worker, or a database that ran in the embedded mode, which keeps no outbox marks) are left
+# to the clients' ``sync`` and to gap filling.
+SWEEP_WINDOW = timedelta(minutes=10)
+
+
+def lock_room(room_id: int) -> Room:
+    """The room's row, locked until the transaction ends: seqs are assigned under it."""
+    return Room.objects.select_for_update().get(pk=room_id)
+
+
+def append_event(
+    room: Room, type_: str, payload: dict[str, Any], *, urls: Sequence[str] = ()
+) -> RoomEvent:
+    """Give the locked ``room`` its next seq and store the event; publish it on commit.
+
+    Must run inside the transaction that holds ``lock_room(room.pk)``. ``urls`` (of a new
+    message) are counted for link reach by the fan-out tier.
+    """
+    room.head_seq += 1
+    Room.objects.filter(pk=room.pk).update(head_seq=room.head_seq)
+    event = RoomEvent.objects.create(room=room, seq=room.head_seq, type=type_, payload=payload)
+    frame = event_frame(room.pk, event.seq, type_, payload)
+    community_id, access_version = room.community_id, room.access_version
+
+    def publish_on_commit() -> None:
+        published = publish.publish_room_event(
+            room_id=room.pk,
+            seq=event.seq,
+            frame=frame,
+            community_id=community_id,
+            urls=urls,
+            access_version=access_version,
+        )
+        if published and settings.SCALED:
+            # The outbox mark: an event left unmarked is published again by the sweep.
+            RoomEvent.objects.filter(pk=event.pk).update(published_at=timezone.now())
+
+    transaction.on_commit(publish_on_commit)
+    return event
+
+
+def event_frame(room_id: int, seq: int, type_: str, payload: dict[str, Any]) -> bytes:
+    return encode({"type": type_, "room": room_id, "seq": seq, **payload})
+
+
+def readers_at_version(room_id: int) -> tuple[frozenset[int], int]:
+    """The room's readers and its access version, the version read first: a change committed
+    in between shows in the readers and raises the version again, so the pair never claims
+    more than the readers show."""
+    version = Room.objects.filter(pk=room_id).values_list("access_version", flat=True).first()
+    return room_reader_ids(room_id=room_id), version or 0
+
+
+def events_between(room_id: int, after: int, upto: int, user_id: int) -> list[StoredEvent] | None:
+    """The room's stored events with ``after < seq <= upto``, in seq order, as frames; None
+    when ``user_id`` cannot read the room now (a gap fill or catch-up never reaches past a
+    revocation, even one whose ``room.removed`` was lost)."""
+    from django.contrib.auth.models import User
+
+    if not Room.objects.filter(readable_rooms_filter(User(pk=user_id)), pk=room_id).exists():
+        return None
+    rows = RoomEvent.objects.filter(room_id=room_id, seq__gt=after, seq__lte=upto).order_by("seq")
+    return [
+        StoredEvent(room_id, seq, event_frame(room_id, seq, type_, payload))
+        for seq, type_, payload in rows.values_list("seq", "type", "payload")
+    ]
+
+
+def unpublished(older_than_s: float, limit: int) -> list[StoredEvent]:
+    """Committed events never marked published, oldest first (the outbox sweep), with what
+    link reach needs of a new message."""
+    from fanout.reach import urls_in
+
+    now = timezone.now()
+    rows = RoomEvent.objects.filter(
+        published_at__isnull=True,
+        created_at__lt=now - timedelta(seconds=older_than_s),
+        created_at__gte=now - SWEEP_WINDOW,
+    ).order_by("created_at", "id")[:limit]
+    found = []
+    for room_id, seq, type_, payload, community_id in rows.values_list(
+        "room_id", "seq", "type", "payload", "room__community_id"
+    ):
+        urls: tuple[str, ...] = ()
+        if type_ == "message.new":
+            urls = urls_in(str(payload.get("message", {}).get("body", "")))
+        found.append(
+            StoredEvent(room_id, seq, event_frame(room_id, seq, type_, payload), community_id, urls)
+        )
+    return found
+
+
+def mark_published(events: list[tuple[int, int]]) -> None:
+    now = timezone.now()
+    by_room: dict[int, list[int]] = {}
+    for room_id, seq in events:
+        by_room.setdefault(room_id, []).append(seq)
+    for room_id, seqs in by_room.items():
+        RoomEvent.objects.filter(room_id=room_id, seq__in=seqs).update(published_at=now)

@@ -1,0 +1,261 @@
+"""One connection's protocol state and its client-frame handlers.
+
+The handlers call the same services as REST, in a worker thread, and answer with ``ack`` or
+``error`` carrying the frame's ``ref``. Room events start flowing at the first ``sync``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.cache import cache
+
+from chat import protocol as p
+from chat.selectors import rooms_with_unread
+from chat.services import messages as message_services
+from chat.services import reactions as reaction_services
+from chat.threads import in_thread
+from chat.wire import user_dict
+from communities.events import room_info
+from communities.models import Room
+from communities.selectors import room_get_for_reader, room_reader_ids, rooms_readable
+from fanout import publish
+from sphere.errors import ApplicationError, NotFound
+
+logger = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from chat.consumers import GatewayConsumer
+
+
+class Session:
+    def __init__(self, connection: GatewayConsumer) -> None:
+        self.connection = connection
+        self.user: User = connection.user
+        self.readable: set[int] = set()
+        self.hello_heads: dict[int, int] = {}
+        # The access version of each room as last applied here (hello, room.added/removed):
+        # an access item not newer than it is a redelivery or arrived late, and is dropped.
+        self.access_versions: dict[int, int] = {}
+        self.started = False
+        self.typed_at: dict[int, float] = {}
+        self.own_reads: set[bytes] = set()
+
+    # --- connection lifecycle ------------------------------------------------------------------
+
+    async def hello(self) -> bytes:
+        rooms = await in_thread(self._rooms)()
+        self.readable = {room["id"] for room in rooms}
+        self.hello_heads = {room["id"]: room["head_seq"] for room in rooms}
+        return p.encode(
+            p.Hello(
+                protocol=p.PROTOCOL,
+                user=p.User(id=self.user.pk, username=self.user.username),
+                heartbeat_s=settings.WS_HEARTBEAT_S,
+                rooms=cast("list[p.Room]", rooms),  # room_info's dicts: the encoder takes them
+            )
+        )
+
+    def _rooms(self) -> list[dict[str, Any]]:
+        rooms = list(rooms_with_unread(user=self.user))
+        # Read in the same statement as who may read them: consistent with the rooms listed.
+        self.access_versions = {room.pk: room.access_version for room in rooms}
+        return [room_info(room, getattr(room, "unread", 0)) for room in rooms]
+
+    def access_news(self, room_id: int, version: int) -> bool:
+        """Whether an access change of ``version`` is newer than what this connection has
+        applied for the room; if so it becomes the room's version here. Version 0: unknown,
+        always applied."""
+        if version and version <= self.access_versions.get(room_id, 0):
+            return False
+        if version:
+            self.access_versions[room_id] = version
+        return True
+
+    async def presence(self, status: Literal["online", "offline"]) -> None:
+        """Tell those sharing a room of at most PRESENCE_MAX_ROOM members that the user came
+        online (first connection anywhere) or went offline (last one closed)."""
+        audience = await in_thread(self._presence_audience)()
+        if audience:
+            frame = p.encode(
+                p.Presence(user=p.User(id=self.user.pk, username=self.user.username), status=status)
+            )
+            publish.publish_to_users(user_ids=sorted(audience), frame=frame)
+
+    def _presence_audience(self) -> set[int]:
+        audience: set[int] = set()
+        cap = settings.PRESENCE_MAX_ROOM
+        for room_id in rooms_readable(user=self.user).values_list("pk", flat=True):
+            # One more than the cap tells a big room without reading all its readers.
+            readers = room_reader_ids(room_id=room_id, limit=cap + 1)
+            if len(readers) <= cap:
+                audience |= readers
+        audience.discard(self.user.pk)
+        return audience
+
+    def gain_room(self, room_id: int, head_seq: int) -> None:
+        self.readable.add(room_id)
+        # Before the first sync, a gained room starts after its head like a room of hello.
+        self.hello_heads[room_id] = head_seq
+
+    def lose_room(self, room_id: int) -> None:
+        self.readable.discard(room_id)
+
+    def accepts_ephemeral(self, frame: bytes) -> bool:
+        """``read`` goes to the user's other connections: drop the echo of our own."""
+        if frame in self.own_reads:
+            self.own_reads.discard(frame)
+            return False
+        return True
+
+    # --- client frames -------------------------------------------------------------------------
+
+    async def handle(self, frame: p.AnyClientFrame) -> None:
+        try:
+            answer = await self._dispatch(frame)
+        except ApplicationError as exc:
+            answer = p.Error(
+                code=exc.code,
+                message=exc.message,
+                ref=frame.ref,
+                retry_after=round(exc.retry_after, 3) if exc.retry_after else None,
+            )
+        except Exception:  # a bug must not cost the connection: log it, answer, go on
+            logger.exception("gateway: %s frame failed", type(frame).__name__)
+            answer = p.Error(
+                code="internal", message="The server failed to handle this frame.", ref=frame.ref
+            )
+        if answer is not None:
+            self.connection.send_now(answer)
+
+    async def _dispatch(self, frame: p.AnyClientFrame) -> Any:
+        match frame:
+            case p.Ping():
+                return p.Pong(ref=frame.ref)
+            case p.Sync():
+                return await self._sync(frame)
+            case p.Typing():
+                await self._typing(frame)
+                return None
+            case p.MessageSend():
+                message, _ = await in_thread(self._send)(frame)
+                return p.Ack(
+                    ref=frame.ref,
+                    client_msg_id=frame.client_msg_id,
+                    message_id=message.pk,
+                    seq=message.seq,
+                )
+            case p.Read():
+                seq = await in_thread(self._read)(frame)
+                return p.Ack(ref=frame.ref, room=frame.room, seq=seq)
+            case _:
+                seq = await in_thread(self._message_act)(frame)
+                return p.Ack(ref=frame.ref, message_id=frame.message_id, seq=seq)
+
+    def _room(self, room_id: int) -> Room:
+        if room_id not in self.readable:
+            raise NotFound("No such room.")
+        return room_get_for_reader(user=self.user, room_id=room_id)
+
+    def _send(self, frame: p.MessageSend) -> Any:
+        if frame.room not in self.readable:
+            raise NotFound("No such room.")
+        # The service checks who may post (one query); the room is only fetched here.
+        room = Room.objects.select_related("community").filter(pk=frame.room).first()
+        if room is None:
+            raise NotFound("No such room.")
+        return message_services.post_message(
+            actor=self.user,
+            room=room,
+            body=frame.body,
+            client_msg_id=frame.client_msg_id,
+            reply_to=frame.reply_to,
+        )
+
+    def _read(self, frame: p.Read) -> int:
+        room = self._room(frame.room)
+        # Known before the marker moves: its ``read`` may come back before this returns.
+        echo = p.encode({"type": "read", "room": room.pk, "seq": frame.seq})
+        self.own_reads.add(echo)
+        marker = reaction_services.mark_read(actor=self.user, room=room, seq=frame.seq)
+        if marker.seq != frame.seq:  # clamped to the head, or already further
+            self.own_reads.discard(echo)
+            self.own_reads.add(p.encode({"type": "read", "room": room.pk, "seq": marker.seq}))
+        return marker.seq
+
+    def _message_act(self, frame: Any) -> int:
+        """Edit, delete or react; returns the room's head seq after the act."""
+        message = message_services.message_get_for_reader(
+            actor=self.user, message_id=frame.message_id
+        )
+        match frame:
+            case p.MessageEdit():
+                message_services.edit_message(actor=self.user, message=message, body=frame.body)
+            case p.MessageDelete():
+                message_services.delete_message(actor=self.user, message=message)
+            case p.ReactionAdd():
+                reaction_services.reaction_add(actor=self.user, message=message, emoji=frame.emoji)
+            case p.ReactionRemove():
+                reaction_services.reaction_remove(
+                    actor=self.user, message=message, emoji=frame.emoji
+                )
+        return int(Room.objects.filter(pk=message.room_id).values_list("head_seq", flat=True)[0])
+
+    async def _typing(self, frame: p.Typing) -> None:
+        """At most one ``typing`` per user and room every TYPING_INTERVAL_S, whichever of the
+        user's connections (in whichever gateway) sends it: the slot is a cache key, taken
+        atomically by ``cache.add`` (Redis in the scaled mode)."""
+        if frame.room not in self.readable:
+            raise NotFound("No such room.")
+        interval = settings.TYPING_INTERVAL_S
+        now = time.monotonic()
+        # A client sends typing per keystroke: this connection's own recent slot answers most
+        # of them without a trip to the cache.
+        if now - self.typed_at.get(frame.room, -1e9) < interval:
+            return
+        key = f"sphere:typing:{self.user.pk}:{frame.room}"
+        timeout = math.ceil(interval)  # Redis keeps whole seconds: round up, keep the promise
+        if settings.SCALED:
+            taken = await in_thread(cache.add)(key, 1, timeout)
+        else:
+            taken = cache.add(key, 1, timeout)  # local memory: no I/O to take off the loop
+        if not taken:
+            return
+        self.typed_at[frame.room] = now
+        event = p.encode(p.TypingEvent(room=frame.room, user=p.User(**user_dict(self.user))))
+        publish.publish_room_frame(room_id=frame.room, frame=event, exclude_user=self.user.pk)
+
+    async def _sync(self, frame: p.Sync) -> p.Synced:
+        """Replay every event after the seqs named, in order, then continue live; on the first
+        sync, the rooms not named start live after their ``head_seq`` in ``hello``. A named
+        room the user cannot read gets ``error {code: "not_found"}`` first, and is left out of
+        ``synced``; the other rooms sync all the same."""
+        named = {int(room): seq for room, seq in frame.rooms.items()}
+        for room_id in sorted(set(named) - self.readable):
+            # The frame's one answer cannot refuse a part of it: each refused room has its own
+            # error, naming it (missing and unreadable alike, as everywhere).
+            self.connection.send_now(
+                p.Error(code="not_found", message=f"No such room: {room_id}.", ref=frame.ref)
+            )
+        heads = await in_thread(self._heads)(set(named) & self.readable)
+        first = not self.started
+        self.started = True
+        delivery = self.connection.delivery
+        synced: dict[str, int] = {}
+        for room_id in sorted(self.readable):
+            if room_id not in self.readable:
+                continue  # lost while an earlier room replayed: nothing of it after room.removed
+            if room_id in named:
+                after = min(named[room_id], heads.get(room_id, 0))  # a seq past the head is capped
+                synced[str(room_id)] = await delivery.replay(room_id, after)
+            elif first:
+                await delivery.replay(room_id, self.hello_heads.get(room_id, 0))
+        return p.Synced(rooms=synced, ref=frame.ref)
+
+    def _heads(self, room_ids: set[int]) -> dict[int, int]:
+        return dict(Room.objects.filter(pk__in=room_ids).values_list("pk", "head_seq"))

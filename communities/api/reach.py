@@ -1,0 +1,70 @@
+"""Link reach of a community over REST (contract sections 3 and 6), for moderators and up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from communities.roles import Role
+from communities.selectors import community_get_for_role
+from fanout.reach import MAX_URL_LENGTH, normalize_url, reach_of
+
+_URL_HELP = (
+    "An http or https URL, up to 2,048 characters. Compared after lower-casing the scheme and "
+    "host and dropping the fragment and a trailing slash; the query is kept."
+)
+
+
+# Query string: other parameters are ignored as usual for a query; an empty `url` is missing.
+class ReachQuery(serializers.Serializer):
+    url = serializers.CharField(max_length=MAX_URL_LENGTH, help_text=_URL_HELP)
+
+    def validate_url(self, value: str) -> str:
+        normalized = normalize_url(value)
+        if normalized is None:
+            raise serializers.ValidationError("Not an http or https URL.")
+        return normalized
+
+
+class ReachSerializer(serializers.Serializer):
+    url = serializers.CharField(help_text="The URL as compared: normalized.")
+    reach = serializers.IntegerField(
+        help_text="Distinct users who could read a room of the community when a message "
+        "carrying the URL was fanned out (exact in the embedded mode, within 2 % on Redis)."
+    )
+    shares = serializers.IntegerField(help_text="Messages of the community carrying the URL.")
+
+
+def _query(request: Request) -> dict[str, Any]:
+    serializer = ReachQuery(data={"url": request.query_params.get("url", "")})
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+@extend_schema(tags=["moderation"])
+class ReachView(APIView):
+    @extend_schema(
+        summary="Link reach of a URL in the community (moderator and up)",
+        description="`reach`: the distinct users who could read the room, author included, "
+        "when a message carrying the URL was fanned out, over every such message of the "
+        "community; `shares`: the number of those messages. An unknown URL answers 0 and 0. "
+        "A private community is 404 to non-members; members below moderator get 403.",
+        parameters=[ReachQuery],
+        responses={
+            200: ReachSerializer,
+            503: OpenApiResponse(
+                response={"$ref": "#/components/schemas/Error"},
+                description="The fan-out store is unavailable (`unavailable`).",
+            ),
+        },
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        community = community_get_for_role(user=request.user, slug=slug, minimum=Role.MODERATOR)
+        url = _query(request)["url"]
+        reach, shares = reach_of(community_id=community.pk, url=url)
+        return Response({"url": url, "reach": reach, "shares": shares})

@@ -1,0 +1,222 @@
+"""Reads with a permission check. Each raises NotFound alike for missing and for invisible."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, IntegerField, Model, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from communities.models import (
+    AuditEntry,
+    Ban,
+    Community,
+    Invite,
+    JoinRequest,
+    Membership,
+    Room,
+)
+from communities.roles import Role, at_least
+from sphere.errors import Forbidden, NotFound
+
+AnyUser = AbstractBaseUser | AnonymousUser
+
+_ADMIN_ROLES = (Role.OWNER.value, Role.ADMIN.value)
+
+
+def _annotated_communities(user: AnyUser) -> QuerySet[Community]:
+    qs = Community.objects.annotate(member_count=Count("memberships", distinct=True))
+    if user.is_authenticated:
+        my_role = Membership.objects.filter(community=OuterRef("pk"), user_id=user.pk)
+        qs = qs.annotate(my_role=Subquery(my_role.values("role")[:1]))
+    return qs
+
+
+def communities_list(*, user: AnyUser, q: str = "", mine: bool = False) -> QuerySet[Community]:
+    """Public communities and the caller's own (only the caller's own with ``mine``)."""
+    own = Q(memberships__user_id=user.pk)
+    visible = own if mine else own | Q(visibility=Community.Visibility.PUBLIC)
+    ids = Community.objects.filter(visible).values("pk")
+    qs = _annotated_communities(user).filter(pk__in=ids)
+    if q:
+        qs = qs.filter(Q(name__icontains=q) | Q(slug__icontains=q) | Q(description__icontains=q))
+    return qs.order_by("slug")
+
+
+def community_get_for_viewer(*, user: AnyUser, slug: str) -> Community:
+    """The community if the caller may see it: a member, or anyone if it is public."""
+    community = _annotated_communities(user).filter(slug=slug).first()
+    if community is None:
+        raise NotFound("No such community.")
+    if community.visibility == Community.Visibility.PRIVATE and not getattr(
+        community, "my_role", None
+    ):
+        raise NotFound("No such community.")
+    return community
+
+
+def community_get_for_join(*, slug: str) -> Community:
+    """Any community by slug: a private one can be asked to join (202) without being seen."""
+    community = Community.objects.filter(slug=slug).first()
+    if community is None:
+        raise NotFound("No such community.")
+    return community
+
+
+def community_get_for_role(*, user: AnyUser, slug: str, minimum: Role) -> Community:
+    """The community if the caller holds at least ``minimum`` in it.
+
+    Raises NotFound where the caller may not see the community, Forbidden where it may see it
+    but lacks the role.
+    """
+    community = community_get_for_viewer(user=user, slug=slug)
+    if not at_least(getattr(community, "my_role", None), minimum):
+        raise Forbidden(f"Requires the {minimum.value} role or higher.")
+    return community
+
+
+def members_list(*, community: Community) -> QuerySet[Membership]:
+    return Membership.objects.filter(community=community).select_related("user")
+
+
+def bans_list(*, community: Community) -> QuerySet[Ban]:
+    return Ban.objects.filter(community=community).select_related("user", "by")
+
+
+def invites_list(*, community: Community) -> QuerySet[Invite]:
+    return Invite.objects.filter(community=community, revoked_at__isnull=True)
+
+
+def join_requests_list(*, community: Community) -> QuerySet[JoinRequest]:
+    return JoinRequest.objects.filter(community=community).select_related("user")
+
+
+def audit_list(*, community: Community) -> QuerySet[AuditEntry]:
+    return AuditEntry.objects.filter(community=community).select_related("actor")
+
+
+def moderated_community_ids(*, user: AnyUser) -> QuerySet[Any]:
+    """The communities where ``user`` is a moderator or above, as a subquery of ids (the
+    desk's scope for a staff user who is not a superuser)."""
+    moderating = [role.value for role in Role if at_least(role.value, Role.MODERATOR)]
+    user_id: Any = user.pk
+    return Membership.objects.filter(user_id=user_id, role__in=moderating).values("community_id")
+
+
+def readable_rooms_filter(user: AnyUser, *, prefix: str = "") -> Q:
+    """A Q over Room (or a relation to it through ``prefix``) for the rooms ``user`` can read.
+
+    A reader is a member of the room's community; for a private room, a member of the room or
+    the community's owner or an admin.
+    """
+    if not user.is_authenticated:
+        return Q(pk__in=[])
+    member_of = Membership.objects.filter(user_id=user.pk).values("community_id")
+    staff_of = Membership.objects.filter(user_id=user.pk, role__in=_ADMIN_ROLES).values(
+        "community_id"
+    )
+    p = prefix
+    return Q(**{f"{p}community_id__in": member_of}) & (
+        Q(**{f"{p}private": False})
+        | Q(**{f"{p}room_members__user_id": user.pk})
+        | Q(**{f"{p}community_id__in": staff_of})
+    )
+
+
+def _room_related(name: str) -> Any:
+    # The chat app's models, reached through Room's reverse relations: chat uses communities,
+    # never the other way round, so this module imports nothing from chat.
+    return cast(type[Model], Room._meta.get_field(name).related_model)._default_manager
+
+
+def room_unread(user: AnyUser) -> Coalesce:
+    """For ``annotate`` over Room: the messages by others after ``user``'s read marker (all of
+    them without one), deleted ones excluded (contract section 2). One correlated subquery, so
+    a list costs no query per room."""
+    marker = (
+        _room_related("read_markers")
+        .filter(room=OuterRef(OuterRef("pk")), user_id=user.pk)
+        .values("seq")
+    )
+    counts = (
+        _room_related("messages")
+        .filter(room=OuterRef("pk"), deleted=False)
+        .exclude(author_id=user.pk)
+        .filter(seq__gt=Coalesce(Subquery(marker[:1]), Value(0)))
+        .order_by()
+        .values("room")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counts[:1], output_field=IntegerField()), Value(0))
+
+
+def rooms_readable(
+    *, user: AnyUser, community: Community | None = None, with_unread: bool = False
+) -> QuerySet[Room]:
+    """The rooms ``user`` can read, of one community or all; ``with_unread`` annotates each
+    with the caller's ``unread``."""
+    ids = Room.objects.filter(readable_rooms_filter(user)).values("pk")
+    qs = Room.objects.filter(pk__in=ids).select_related("community")
+    if community is not None:
+        qs = qs.filter(community=community)
+    if with_unread:
+        qs = qs.annotate(unread=room_unread(user))
+    return qs.order_by("community__slug", "name")
+
+
+def room_get_for_reader(*, user: AnyUser, room_id: int, with_unread: bool = False) -> Room:
+    """The room if ``user`` can read it; NotFound both for a missing and an unreadable room."""
+    room = rooms_readable(user=user, with_unread=with_unread).filter(pk=room_id).first()
+    if room is None:
+        raise NotFound("No such room.")
+    return room
+
+
+def room_get_for_role(*, user: AnyUser, room_id: int, minimum: Role) -> Room:
+    """The room if ``user`` can read it and holds at least ``minimum`` in its community.
+
+    Raises NotFound for a missing or unreadable room (as ``room_get_for_reader``), Forbidden
+    where the caller reads it but lacks the role. Views ask it before validating a body, so
+    that who may not act learns nothing from a 400; the services check again under lock.
+    """
+    room = room_get_for_reader(user=user, room_id=room_id)
+    role = None
+    if user.is_authenticated:  # always, for a reader; says so to the type checker
+        role = (
+            Membership.objects.filter(community_id=room.community_id, user_id=user.pk)
+            .values_list("role", flat=True)
+            .first()
+        )
+    if not at_least(role, minimum):
+        raise Forbidden(f"Requires the {minimum.value} role or higher.")
+    return room
+
+
+def room_can_read(*, user: AnyUser, room: Room) -> bool:
+    return Room.objects.filter(readable_rooms_filter(user), pk=room.pk).exists()
+
+
+def room_members_list(*, room: Room) -> QuerySet[Membership]:
+    """The room's readers as community memberships: every member for a public room; the
+    room's members and the community's owner and admins for a private one."""
+    qs = members_list(community=room.community)
+    if room.private:
+        qs = qs.filter(Q(user__room_memberships__room=room) | Q(role__in=_ADMIN_ROLES))
+    return qs.distinct()
+
+
+def room_reader_ids(*, room_id: int, limit: int | None = None) -> frozenset[int]:
+    """The ids of every user who can read the room now (empty for a missing room); with
+    ``limit``, at most that many (enough to tell a room above a size from one below it)."""
+    room = Room.objects.filter(pk=room_id).values("community_id", "private").first()
+    if room is None:
+        return frozenset()
+    members = Membership.objects.filter(community_id=room["community_id"])
+    if room["private"]:
+        members = members.filter(
+            Q(role__in=_ADMIN_ROLES) | Q(user__room_memberships__room_id=room_id)
+        )
+    ids = members.order_by().values_list("user_id", flat=True).distinct()
+    return frozenset(ids[:limit] if limit is not None else ids)

@@ -1,0 +1,1 @@
+"""Every write of the communities app: permission checks, the change, the audit entry."""

@@ -1,0 +1,40 @@
+"""Permission checks shared by the services: who the actor is in a community, under lock."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import User
+
+from communities.models import Ban, Community, Membership
+from communities.roles import Role, at_least, can_manage
+from sphere.errors import Forbidden, NotFound
+
+
+def actor_membership(*, actor: User, community: Community) -> Membership | None:
+    return Membership.objects.filter(community=community, user_id=actor.pk).first()
+
+
+def require_role(*, actor: User, community: Community, minimum: Role) -> Membership:
+    """The actor's membership if it holds ``minimum``; NotFound where the community is
+    private and the actor not a member, Forbidden otherwise."""
+    membership = actor_membership(actor=actor, community=community)
+    if membership is None:
+        if community.visibility == Community.Visibility.PRIVATE:
+            raise NotFound("No such community.")
+        raise Forbidden("Only members may do this.")
+    if not at_least(membership.role, minimum):
+        raise Forbidden(f"Requires the {minimum.value} role or higher.")
+    return membership
+
+
+def require_outranks(*, actor_role: str, target_role: str | None) -> None:
+    if not can_manage(actor_role, target_role):
+        raise Forbidden("You can act only on users of a lower rank.")
+
+
+def is_banned(*, community: Community, user_id: int) -> bool:
+    return Ban.objects.filter(community=community, user_id=user_id).exists()
+
+
+def lock_community(community: Community) -> Community:
+    """Serialise membership changes of one community (the owner rule and bans depend on it)."""
+    return Community.objects.select_for_update().get(pk=community.pk)

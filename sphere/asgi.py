@@ -1,0 +1,23 @@
+"""The ASGI entry point: HTTP through Django, WebSockets through Channels' router."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sphere.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from chat.handshake import gateway_stack  # noqa: E402
+from fanout.hub import start_with_server  # noqa: E402
+from sphere.routing import websocket_urlpatterns  # noqa: E402
+
+application = start_with_server(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": gateway_stack(URLRouter(websocket_urlpatterns)),
+        }
+    )
+)

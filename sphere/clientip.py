@@ -1,0 +1,18 @@
+"""The client's address, as the API's throttles see it: with ``SPHERE_NUM_PROXIES`` trusted
+proxies in front, the entry they appended to ``X-Forwarded-For``; else the socket's peer."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest
+
+
+def client_ip(request: HttpRequest) -> str:
+    proxies = int(settings.REST_FRAMEWORK.get("NUM_PROXIES") or 0)
+    remote = str(request.META.get("REMOTE_ADDR", ""))
+    forwarded = str(request.META.get("HTTP_X_FORWARDED_FOR", ""))
+    if proxies and forwarded:
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if hops:
+            return hops[-min(proxies, len(hops))]
+    return remote
