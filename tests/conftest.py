@@ -10,11 +10,20 @@ from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings as django_settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from communities.models import Ban, Community, Room, RoomMember
 from tests.factories import CommunityFactory, MembershipFactory, RoomFactory, UserFactory
+
+# Property tests judge behaviour, never speed: a loaded CI machine must not fail them on a
+# per-example deadline or a "too slow" health check.
+hypothesis_settings.register_profile(
+    "sphere", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("sphere")
 
 STANDINGS = ["owner", "admin", "moderator", "member", "outsider", "banned", "anonymous"]
 
