@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from fanout import metrics
 from fanout.interfaces import Connection
 from fanout.items import AccessBatch, Batch, EventBatch, Malformed, UsersBatch, unpack
+from fanout.loops import raise_if_cancelled
 from fanout.store import BLOCK_MS, Keys, async_client, sync_client
 from fanout.store import text as _text
 
@@ -304,6 +305,7 @@ class RedisLink:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                raise_if_cancelled()
                 logger.warning("fan-out: gateway inbox read failed; retrying")
                 await asyncio.sleep(0.5)
                 continue
@@ -334,6 +336,7 @@ class RedisLink:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                raise_if_cancelled()
                 logger.warning("fan-out: gateway heartbeat failed; retrying")
             await asyncio.sleep(HEARTBEAT_S)
 

@@ -22,6 +22,7 @@ from django.conf import settings
 from fanout import metrics
 from fanout.gateway import Gateway, gateway_for_running_loop
 from fanout.items import Item, partition_of
+from fanout.loops import raise_if_cancelled
 from fanout.router import Reach, Router
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception:  # one bad item never stops the partition
+                raise_if_cancelled()
                 metrics.DROPS.labels("item_failed").inc()
                 logger.exception("fan-out partition %s: item failed", partition)
 

@@ -34,6 +34,7 @@ from fanout.gateway import LIVE_MS as GATEWAY_DEAD_MS
 from fanout.gateway import UNREGISTER, shard_of
 from fanout.interfaces import resolvers
 from fanout.items import Batch, Item, Malformed, RoomItem, pack, partition_of, unpack
+from fanout.loops import raise_if_cancelled
 from fanout.router import Reach, Router
 from fanout.store import BLOCK_MS, GROUP, Keys, async_client, sync_client
 from fanout.store import text as _text
@@ -325,6 +326,7 @@ class Worker:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
+                    raise_if_cancelled()
                     logger.warning("fan-out worker: lease round failed; retrying", exc_info=True)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), timeout=self._period())
@@ -465,10 +467,12 @@ class Worker:
             except asyncio.CancelledError:
                 raise
             except ResponseError as exc:
+                raise_if_cancelled()
                 if "NOGROUP" not in str(exc):
                     logger.warning("fan-out partition %s: %s", partition, exc)
                 await asyncio.sleep(0.2)  # Redis lost the stream (a restart): start over
             except Exception:
+                raise_if_cancelled()
                 logger.warning("fan-out partition %s: read failed; retrying", partition)
                 await asyncio.sleep(0.5)
 
@@ -570,11 +574,13 @@ class Worker:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError, DatabaseError) as exc:
+                raise_if_cancelled()
                 if isinstance(exc, DataError | IntegrityError | ProgrammingError):
                     failures += 1
                 logger.warning("fan-out partition %s: hand-off failed (%s); retrying", partition,
                                type(exc).__name__)  # fmt: skip
             except Exception:
+                raise_if_cancelled()
                 failures += 1
                 logger.exception("fan-out partition %s: item failed", partition)
             if failures >= self.max_tries:

@@ -1,5 +1,6 @@
 """The gateway's registry bookkeeping: a user stays registered while any local socket of theirs
-is open, whatever order opening and closing sockets' Redis calls finish in."""
+is open, whatever order opening and closing sockets' Redis calls finish in; and its Redis loops
+end when they are cancelled."""
 
 from __future__ import annotations
 
@@ -7,12 +8,23 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from fanout.gateway import Gateway
+from fanout.gateway import Gateway, RedisLink
+from fanout.store import Keys
 
 
 @dataclass(eq=False)
 class Conn:
     user_id: int
+
+
+def gateway_with(link: Any) -> Gateway:
+    """A gateway whose registry is ``link``; in the scaled mode its own Redis link is stopped
+    first, so that no task of it outlives the test."""
+    gateway = Gateway(asyncio.get_running_loop())
+    if gateway.link is not None:
+        gateway.link.stop()
+    gateway.link = link
+    return gateway
 
 
 class SlowLink:
@@ -35,9 +47,8 @@ class SlowLink:
 
 
 async def test_a_socket_opening_while_the_last_one_closes_stays_registered() -> None:
-    gateway = Gateway(asyncio.get_running_loop())
     link: Any = SlowLink()
-    gateway.link = link
+    gateway = gateway_with(link)
     first = Conn(7)
     assert await gateway.attach(first) is True
     closing = asyncio.ensure_future(gateway.detach(first))
@@ -52,10 +63,9 @@ async def test_a_socket_opening_while_the_last_one_closes_stays_registered() -> 
 
 
 async def test_the_last_socket_closing_unregisters_and_a_second_close_does_nothing() -> None:
-    gateway = Gateway(asyncio.get_running_loop())
     link: Any = SlowLink()
     link.finish_unregister.set()
-    gateway.link = link
+    gateway = gateway_with(link)
     a, b = Conn(8), Conn(8)
     assert await gateway.attach(a) is True
     assert await gateway.attach(b) is False  # the user was here already
@@ -64,3 +74,40 @@ async def test_the_last_socket_closing_unregisters_and_a_second_close_does_nothi
     assert await gateway.detach(b) is True
     assert link.where == {}
     assert await gateway.detach(b) is False
+
+
+class CancelSwallowingRedis:
+    """A blocking read cancelled mid-way that answers with a connection error, as redis-py
+    may when it drops the connection under a cancelled read. A read after that is a retry
+    the loop should not have made: it is noted, and it ends the task for real."""
+
+    def __init__(self) -> None:
+        self.reading = asyncio.Event()
+        self.retried = False
+
+    async def xread(self, *args: Any, **kwargs: Any) -> Any:
+        if self.reading.is_set():
+            self.retried = True
+            raise asyncio.CancelledError
+        self.reading.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise ConnectionError("Connection closed by server.") from None
+
+
+async def test_the_inbox_loop_ends_when_cancelled_even_if_the_read_answers_with_an_error() -> None:
+    link = RedisLink.__new__(RedisLink)  # no real Redis: only the loop is under test
+    link.gateway = Gateway(asyncio.get_running_loop())
+    if link.gateway.link is not None:
+        link.gateway.link.stop()
+    link.keys = Keys("test-cancel")
+    link.last_id = "0-0"
+    reader = CancelSwallowingRedis()
+    link.reader = reader  # type: ignore[assignment]
+    task = asyncio.ensure_future(link._inbox())
+    await reader.reading.wait()
+    task.cancel()
+    await asyncio.wait({task}, timeout=30)
+    assert task.cancelled()
+    assert not reader.retried
