@@ -467,7 +467,6 @@ class Worker:
             except asyncio.CancelledError:
                 raise
             except ResponseError as exc:
-                raise_if_cancelled()
                 if "NOGROUP" not in str(exc):
                     logger.warning("fan-out partition %s: %s", partition, exc)
                 await asyncio.sleep(0.2)  # Redis lost the stream (a restart): start over

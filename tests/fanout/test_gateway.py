@@ -98,9 +98,7 @@ class CancelSwallowingRedis:
 
 async def test_the_inbox_loop_ends_when_cancelled_even_if_the_read_answers_with_an_error() -> None:
     link = RedisLink.__new__(RedisLink)  # no real Redis: only the loop is under test
-    link.gateway = Gateway(asyncio.get_running_loop())
-    if link.gateway.link is not None:
-        link.gateway.link.stop()
+    link.gateway = gateway_with(link)
     link.keys = Keys("test-cancel")
     link.last_id = "0-0"
     reader = CancelSwallowingRedis()
