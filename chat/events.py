@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,7 +14,8 @@ from chat.protocol import encode
 from communities.models import Room
 from communities.selectors import readable_rooms_filter, room_reader_ids
 from fanout import publish
-from fanout.interfaces import StoredEvent
+from fanout.hooks import StoredEvent
+from fanout.transport import current as fanout_transport
 
 # The outbox sweep looks this far back: older unpublished events (a long outage of every
 # worker, or a database that ran in the embedded mode, which keeps no outbox marks) are left
@@ -51,7 +51,7 @@ def append_event(
             urls=urls,
             access_version=access_version,
         )
-        if published and settings.SCALED:
+        if published and fanout_transport().keeps_outbox:
             # The outbox mark: an event left unmarked is published again by the sweep.
             RoomEvent.objects.filter(pk=event.pk).update(published_at=timezone.now())
 
@@ -89,7 +89,7 @@ def events_between(room_id: int, after: int, upto: int, user_id: int) -> list[St
 def unpublished(older_than_s: float, limit: int) -> list[StoredEvent]:
     """Committed events never marked published, oldest first (the outbox sweep), with what
     link reach needs of a new message."""
-    from fanout.reach import urls_in
+    from chat.links import urls_in
 
     now = timezone.now()
     rows = RoomEvent.objects.filter(
@@ -111,9 +111,28 @@ def unpublished(older_than_s: float, limit: int) -> list[StoredEvent]:
 
 
 def mark_published(events: list[tuple[int, int]]) -> None:
+    """Mark these ``(room_id, seq)`` events published (the sweep published them again)."""
     now = timezone.now()
     by_room: dict[int, list[int]] = {}
     for room_id, seq in events:
         by_room.setdefault(room_id, []).append(seq)
     for room_id, seqs in by_room.items():
         RoomEvent.objects.filter(room_id=room_id, seq__in=seqs).update(published_at=now)
+
+
+class ChatRoomStore:
+    """The fan-out tier's ``RoomStore`` hook (``fanout.hooks``), registered at start-up."""
+
+    def readers(self, room_id: int) -> tuple[frozenset[int], int]:
+        return readers_at_version(room_id)
+
+    def events_between(
+        self, room_id: int, after: int, upto: int, user_id: int
+    ) -> list[StoredEvent] | None:
+        return events_between(room_id, after, upto, user_id)
+
+    def unpublished(self, older_than_s: float, limit: int) -> list[StoredEvent]:
+        return unpublished(older_than_s, limit)
+
+    def mark_published(self, events: list[tuple[int, int]]) -> None:
+        mark_published(events)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from channels.db import database_sync_to_async
 
 from fanout import metrics
-from fanout.interfaces import StoredEvent, resolvers
+from fanout.hooks import StoredEvent, hooks
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class Delivery:
         start = cursor.last
         try:
             missing = await database_sync_to_async(
-                resolvers.events_between, thread_sensitive=False
+                hooks.store.events_between, thread_sensitive=False
             )(room_id, cursor.last, upto, self.user_id)
             if missing is None:
                 cursor.busy = False
@@ -234,7 +234,7 @@ class Delivery:
 
 
 async def _events_after(room_id: int, after: int, limit: int, user_id: int) -> list[StoredEvent]:
-    events = await database_sync_to_async(resolvers.events_between, thread_sensitive=False)(
+    events = await database_sync_to_async(hooks.store.events_between, thread_sensitive=False)(
         room_id, after, after + limit, user_id
     )
     if events is None:

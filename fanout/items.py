@@ -1,20 +1,21 @@
 """What travels through the fan-out tier: items (publisher -> partition) and batches
-(partition -> gateway), with their compact wire form for the Redis transport.
+(partition -> gateway), as typed msgspec Structs.
 
 An item names a room (or users) and carries its frame encoded once; a batch carries that same
-frame and the ids of the users a gateway must write it to.
+frame and the ids of the users a gateway must write it to. On Redis each travels as a msgpack
+array whose first element is its tag (``"r"``, ``"a"``, ``"u"`` for items, ``"E"``, ``"A"``,
+``"U"`` for batches): compact, and decoded straight into the Struct with its types checked, so
+a malformed entry is refused in one place (``decode``) instead of failing later in the router.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import msgspec
 
 
-@dataclass(frozen=True, slots=True)
-class RoomItem:
+class RoomItem(msgspec.Struct, frozen=True, array_like=True, tag="r"):
     """A room's persistent event (seq > 0) or ephemeral frame (seq 0, e.g. typing).
 
     ``urls`` (normalized, from a new message) are counted for link reach in ``community_id``.
@@ -28,12 +29,11 @@ class RoomItem:
     exclude_user: int | None = None
     community_id: int = 0
     urls: tuple[str, ...] = ()
-    sent: float = field(default_factory=time.time)
+    sent: float = msgspec.field(default_factory=time.time)
     access_version: int = -1
 
 
-@dataclass(frozen=True, slots=True)
-class AccessItem:
+class AccessItem(msgspec.Struct, frozen=True, array_like=True, tag="a"):
     """Readers of a room changed: revoke or grant for ``user_ids``, then refresh the cache.
     ``head_seq`` and ``version`` are the room's at the change (a grant starts the room live
     after ``head_seq``; a connection ignores an access item not newer than one it applied)."""
@@ -45,9 +45,12 @@ class AccessItem:
     head_seq: int = 0
     version: int = 0
 
+    def __post_init__(self) -> None:
+        if len(self.user_ids) != len(self.frames):
+            raise ValueError("users and frames differ in length")
 
-@dataclass(frozen=True, slots=True)
-class UsersItem:
+
+class UsersItem(msgspec.Struct, frozen=True, array_like=True, tag="u"):
     """An ephemeral frame for all connections of some users (read markers, presence)."""
 
     user_ids: tuple[int, ...]
@@ -63,8 +66,7 @@ def partition_of(item: Item, partitions: int) -> int:
     return key % partitions
 
 
-@dataclass(frozen=True, slots=True)
-class EventBatch:
+class EventBatch(msgspec.Struct, frozen=True, array_like=True, tag="E"):
     """Write a room's event (seq > 0) or ephemeral frame (seq 0) to these users' connections."""
 
     room_id: int
@@ -74,8 +76,9 @@ class EventBatch:
     sent: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class AccessBatch:
+class AccessBatch(msgspec.Struct, frozen=True, array_like=True, tag="A"):
+    """Revoke (``grant`` False) or grant a room on these users' connections, one frame each."""
+
     room_id: int
     grant: bool
     head_seq: int
@@ -83,9 +86,14 @@ class AccessBatch:
     frames: tuple[bytes, ...]
     version: int = 0
 
+    def __post_init__(self) -> None:
+        if len(self.user_ids) != len(self.frames):
+            raise ValueError("users and frames differ in length")
 
-@dataclass(frozen=True, slots=True)
-class UsersBatch:
+
+class UsersBatch(msgspec.Struct, frozen=True, array_like=True, tag="U"):
+    """An ephemeral frame for every connection of these users."""
+
     frame: bytes
     user_ids: tuple[int, ...]
 
@@ -98,78 +106,31 @@ class Malformed(ValueError):
 
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder()
+_items = msgspec.msgpack.Decoder(Item)
+_batches = msgspec.msgpack.Decoder(Batch)
+_any = msgspec.msgpack.Decoder(Item | Batch)
 
 
-def pack(obj: Item | Batch) -> bytes:
-    if isinstance(obj, RoomItem):
-        return _encoder.encode(
-            (
-                "r",
-                obj.room_id,
-                obj.seq,
-                obj.frame,
-                obj.exclude_user,
-                obj.community_id,
-                obj.urls,
-                obj.sent,
-                obj.access_version,
-            )
-        )
-    if isinstance(obj, AccessItem):
-        return _encoder.encode(
-            ("a", obj.room_id, obj.user_ids, obj.frames, obj.grant, obj.head_seq, obj.version)
-        )
-    if isinstance(obj, UsersItem):
-        return _encoder.encode(("u", obj.user_ids, obj.frame, obj.partition))
-    if isinstance(obj, EventBatch):
-        return _encoder.encode(("E", obj.room_id, obj.seq, obj.frame, obj.user_ids, obj.sent))
-    if isinstance(obj, AccessBatch):
-        return _encoder.encode(
-            ("A", obj.room_id, obj.grant, obj.head_seq, obj.user_ids, obj.frames, obj.version)
-        )
-    return _encoder.encode(("U", obj.frame, obj.user_ids))
+def encode(obj: Item | Batch) -> bytes:
+    return _encoder.encode(obj)
 
 
-def unpack(data: bytes) -> Item | Batch:
+def decode_item(data: bytes) -> Item:
+    """An item of a partition stream; Malformed for anything else (a batch included)."""
+    return _decoded(_items, data)
+
+
+def decode_batch(data: bytes) -> Batch:
+    """A batch of a gateway inbox; Malformed for anything else (an item included)."""
+    return _decoded(_batches, data)
+
+
+def decode(data: bytes) -> Item | Batch:
+    return _decoded(_any, data)
+
+
+def _decoded(decoder: msgspec.msgpack.Decoder, data: bytes):  # type: ignore[no-untyped-def]
     try:
-        raw = _decoder.decode(data)
-        kind, *rest = raw
-        if kind == "r":
-            room_id, seq, frame, exclude, community_id, urls, sent, version = rest
-            return RoomItem(
-                int(room_id), int(seq), bytes(frame), exclude, int(community_id),
-                tuple(str(u) for u in urls), float(sent), int(version),
-            )  # fmt: skip
-        if kind == "a":
-            room_id, user_ids, frames, grant, head_seq, version = rest
-            if len(user_ids) != len(frames):
-                raise Malformed("users and frames differ in length")
-            return AccessItem(
-                int(room_id), tuple(map(int, user_ids)), tuple(map(bytes, frames)),
-                bool(grant), int(head_seq), int(version),
-            )  # fmt: skip
-        if kind == "u":
-            user_ids, frame, partition = rest
-            return UsersItem(tuple(map(int, user_ids)), bytes(frame), int(partition))
-        if kind == "E":
-            room_id, seq, frame, user_ids, sent = rest
-            return EventBatch(
-                int(room_id), int(seq), bytes(frame), tuple(map(int, user_ids)), float(sent)
-            )
-        if kind == "A":
-            room_id, grant, head_seq, user_ids, frames, version = rest
-            if len(user_ids) != len(frames):
-                raise Malformed("users and frames differ in length")
-            return AccessBatch(
-                int(room_id), bool(grant), int(head_seq), tuple(map(int, user_ids)),
-                tuple(map(bytes, frames)), int(version),
-            )  # fmt: skip
-        if kind == "U":
-            frame, user_ids = rest
-            return UsersBatch(bytes(frame), tuple(map(int, user_ids)))
-    except Malformed:
-        raise
-    except (msgspec.DecodeError, ValueError, TypeError) as exc:
+        return decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as exc:
         raise Malformed(str(exc)) from exc
-    raise Malformed(f"unknown kind {kind!r}")

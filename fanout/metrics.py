@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
-from redis.exceptions import RedisError
 
 DELIVERIES = Counter(
     "sphere_fanout_deliveries",
@@ -64,17 +63,19 @@ PARTITIONS_HELD = Gauge(
 
 
 class PartitionCollector:
-    """Per-partition lag, pending and dead-letter counts, read from Redis at scrape time
-    (scaled mode)."""
+    """Per-partition lag, pending and dead-letter counts, read from the transport at scrape
+    time (only the scaled mode's partitions have a backlog to show)."""
+
+    def describe(self) -> list[Metric]:
+        # Registering asks for the names; the figures are read at scrape time only.
+        return []
 
     def collect(self) -> Iterator[Metric]:
-        from django.conf import settings
+        from fanout.transport import current
 
-        from fanout.store import GROUP, Keys, sync_client, text
-
-        if not settings.SCALED:
+        stats = current().partition_stats()
+        if stats is None:
             return
-        keys = Keys()
         lag = GaugeMetricFamily(
             "sphere_fanout_partition_lag",
             "Entries of a partition stream not yet read by its worker.",
@@ -90,28 +91,14 @@ class PartitionCollector:
             "Entries in a partition's dead-letter stream.",
             labels=["partition"],
         )
-        client = sync_client()
-        try:
-            pipe = client.pipeline(transaction=False)
-            for partition in range(settings.FANOUT_PARTITIONS):
-                pipe.xinfo_groups(keys.stream(partition))
-                pipe.xlen(keys.dead(partition))
-            answers = pipe.execute(raise_on_error=False)
-        except RedisError:
-            return
-        for partition in range(settings.FANOUT_PARTITIONS):
-            groups, dead_count = answers[2 * partition], answers[2 * partition + 1]
-            label = [str(partition)]
-            if isinstance(groups, list):
-                for group in groups:
-                    if text(group.get("name")) == GROUP:
-                        lag.add_metric(label, float(group.get("lag") or 0))
-                        pending.add_metric(label, float(group.get("pending") or 0))
-            elif "no such key" in str(groups).lower():  # nothing published there yet
-                lag.add_metric(label, 0.0)
-                pending.add_metric(label, 0.0)
-            if isinstance(dead_count, int):
-                dead.add_metric(label, float(dead_count))
+        for stat in stats:
+            label = [str(stat.partition)]
+            if stat.lag is not None:
+                lag.add_metric(label, stat.lag)
+            if stat.pending is not None:
+                pending.add_metric(label, stat.pending)
+            if stat.dead_letters is not None:
+                dead.add_metric(label, stat.dead_letters)
         yield lag
         yield pending
         yield dead

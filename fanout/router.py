@@ -5,8 +5,8 @@ items of the same partition invalidate, and that a room event committed after a 
 readers (a higher access version than the cache's) refreshes before it is routed, even when
 the change's own item comes later; the registry says which gateways hold those users; each
 gateway gets one batch with the frame encoded once and its local recipients. The embedded
-mode plugs in the process's own gateway as registry and hand-off; the scaled mode plugs in
-Redis (``fanout.streams``).
+mode plugs in the process's own connections as registry and hand-off (``fanout.embedded``);
+the scaled mode plugs in Redis (``fanout.redis``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Protocol
 from channels.db import database_sync_to_async
 
 from fanout import metrics
-from fanout.interfaces import resolvers
+from fanout.hooks import hooks
 from fanout.items import (
     AccessBatch,
     AccessItem,
@@ -144,7 +144,7 @@ class Router:
         answer: tuple[frozenset[int], int] | None = None
         for attempt in range(3):
             try:
-                answer = await database_sync_to_async(resolvers.readers, thread_sensitive=False)(
+                answer = await database_sync_to_async(hooks.store.readers, thread_sensitive=False)(
                     room_id
                 )
                 break

@@ -9,8 +9,8 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from chat.handshake import gateway_stack  # noqa: E402
-from fanout.hub import start_with_server  # noqa: E402
+from chat.gateway.handshake import gateway_stack  # noqa: E402
+from fanout.transport import start_with_server  # noqa: E402
 from sphere.routing import websocket_urlpatterns  # noqa: E402
 
 application = start_with_server(

@@ -12,7 +12,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
-from fanout.health import fanout_ready
+from fanout.transport import current as fanout_transport
 from sphere.errors import error_body
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ async def _check_channel_layer() -> None:
 
 
 async def _check_fanout() -> None:
-    if not await fanout_ready():
+    if not await fanout_transport().ready():
         raise RuntimeError("fan-out transport did not answer")
 
 

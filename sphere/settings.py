@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "communities",
     "chat",
     "fanout",
+    "reach",
     "web",
 ]
 

@@ -12,6 +12,7 @@ from web.views import index
 urlpatterns = [
     path("api/v1/", include("communities.api.urls")),
     path("api/v1/", include("chat.api.urls")),
+    path("api/v1/", include("reach.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/asyncapi.json", asyncapi_view, name="asyncapi"),

@@ -202,7 +202,7 @@ def _fanout_tier(django_db_setup: Any, django_db_blocker: Any) -> Any:
     import redis
 
     django_settings.FANOUT_PREFIX = f"test-{secrets.token_hex(4)}"
-    from fanout.streams import Worker
+    from fanout.redis.worker import Worker
 
     started = threading.Event()
     holder: dict[str, Any] = {}

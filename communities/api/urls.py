@@ -1,7 +1,7 @@
 from django.urls import path
 
 import sphere.converters  # noqa: F401  (registers the id and code converters)
-from communities.api import auth, communities, reach, rooms
+from communities.api import auth, communities, rooms
 
 C = "communities/<slug:slug>"
 
@@ -30,7 +30,6 @@ urlpatterns = [
     ),
     path(f"{C}/join-requests/<id:request_id>/deny", communities.JoinRequestDenyView.as_view()),
     path(f"{C}/audit-log/", communities.AuditLogView.as_view()),
-    path(f"{C}/reach", reach.ReachView.as_view()),
     path(f"{C}/rooms/", rooms.CommunityRoomListView.as_view()),
     path("rooms/<id:room_id>/", rooms.RoomDetailView.as_view()),
     path("rooms/<id:room_id>/members", rooms.RoomMemberListView.as_view()),

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from fanout.store import Keys
+from fanout.redis.keys import Keys
 from tests.e2e.conftest import ROOT, Server, free_port, own_database
 
 WORKER_STARTED = re.compile(r"fan-out worker (\S+): \d+ partitions")

@@ -213,16 +213,16 @@ import contextlib
 from unittest import mock
 from django.contrib.auth.models import User
 from chat.models import RoomEvent
-from chat.services.messages import post_message
+from chat.services.messages import message_post
 from communities.models import Room
-from fanout import streams
+from fanout.redis import publisher
 
 user, room = User.objects.get(pk={user}), Room.objects.get(pk={room})
 for n, published in enumerate({plan}):
     # A commit whose publish never happens, as when the process dies right after it.
-    failing = mock.patch.object(streams, "publish", return_value=False)
+    failing = mock.patch.object(publisher, "publish", return_value=False)
     with contextlib.nullcontext() if published else failing:
-        message, _ = post_message(
+        message, _ = message_post(
             actor=user, room=room, body="outbox " + str(n), client_msg_id="{tag}-" + str(n)
         )
     event = RoomEvent.objects.get(room=room, seq=message.seq)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from fanout import store
-from fanout.interfaces import resolvers
+from fanout.hooks import hooks
+from fanout.redis import keys as redis_keys
 from fanout.items import AccessItem, RoomItem, UsersItem
 
 pytestmark = pytest.mark.services
@@ -105,12 +105,12 @@ def on_cluster(settings: Any, cluster_url: str, monkeypatch: pytest.MonkeyPatch)
     settings.FANOUT_PREFIX = f"cluster-{secrets.token_hex(3)}"
     settings.FANOUT_PARTITIONS = 4
     settings.FANOUT_LEASE_MS = 1000
-    monkeypatch.setattr(store, "_sync", None)  # the publisher's client, made anew for the cluster
+    monkeypatch.setattr(redis_keys, "_sync", None)  # the publisher's client, made anew for the cluster
     readers: dict[int, frozenset[int]] = {}
-    monkeypatch.setattr(resolvers, "readers", lambda room: (readers.get(room, frozenset()), 0))
-    monkeypatch.setattr(resolvers, "unpublished", lambda older_than_s, limit: [])
+    monkeypatch.setattr(hooks.store, "readers", lambda room: (readers.get(room, frozenset()), 0))
+    monkeypatch.setattr(hooks.store, "unpublished", lambda older_than_s, limit: [])
     yield readers
-    store._sync = None
+    redis_keys._sync = None
 
 
 class Recorder:
@@ -146,15 +146,17 @@ async def _until(check: Any, what: str, within: float = 20.0) -> None:
 
 
 async def test_the_tier_runs_on_a_redis_cluster(on_cluster: dict[int, frozenset[int]]) -> None:
-    from fanout import streams
-    from fanout.gateway import Gateway
-    from fanout.reach import reach_of
+    from fanout.connections import LocalConnections
+    from fanout.redis.link import RedisLink
+    from fanout.redis.publisher import publish
+    from fanout.redis.worker import Worker
+    from reach.store import reach_of
 
     readers = on_cluster
-    gateway = Gateway(asyncio.get_running_loop())
+    gateway = LocalConnections(asyncio.get_running_loop(), RedisLink)
     assert gateway.link is not None
     alice, bob = Recorder(101), Recorder(102)
-    worker = streams.Worker(worker_id="cluster-worker")
+    worker = Worker(worker_id="cluster-worker")
     task = asyncio.create_task(worker.run())
     try:
         assert await gateway.attach(alice) is True  # registered through a script on its slot
@@ -170,7 +172,7 @@ async def test_the_tier_runs_on_a_redis_cluster(on_cluster: dict[int, frozenset[
             UsersItem((101, 102), b"presence", 101),
         ]
         for item in items:
-            assert await asyncio.to_thread(streams.publish, item)
+            assert await asyncio.to_thread(publish, item)
         await _until(lambda: len(alice.got) >= 3 and len(bob.got) >= 4, "every item at the gateway")
         events = [g for g in alice.got if g[0] == "event"]
         assert [(e[1], e[2]) for e in events] == [(room, 1), (room, 2)]

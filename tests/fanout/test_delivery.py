@@ -10,7 +10,7 @@ import pytest
 
 from fanout import delivery as delivery_module
 from fanout.delivery import Delivery
-from fanout.interfaces import StoredEvent, resolvers
+from fanout.hooks import StoredEvent, hooks
 
 ROOM = 7
 
@@ -40,7 +40,7 @@ class Store:
 @pytest.fixture
 def store(monkeypatch: pytest.MonkeyPatch) -> Store:
     store = Store(upto=0)
-    monkeypatch.setattr(resolvers, "events_between", store.between)
+    monkeypatch.setattr(hooks.store, "events_between", store.between)
 
     # The store is in memory: call it directly instead of through a database thread.
     def direct(fn: Callable[..., Any], thread_sensitive: bool = True) -> Callable[..., Any]:

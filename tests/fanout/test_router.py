@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from fanout.interfaces import resolvers
+from fanout.hooks import hooks
 from fanout.items import AccessItem, Batch, EventBatch, RoomItem
 from fanout.router import Router
 
@@ -37,7 +37,7 @@ def db(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         state["reads"] += 1
         return state["readers"], state["version"]
 
-    monkeypatch.setattr(resolvers, "readers", readers)
+    monkeypatch.setattr(hooks.store, "readers", readers)
     from fanout import router as router_module
 
     def direct(fn: Any, thread_sensitive: bool = True) -> Any:

@@ -1,6 +1,6 @@
 """The scaled transport against the real Redis: leases, takeover of pending entries, dead
 letters, the outbox sweep and the hand-off to gateway inboxes. Workers run in the test's event
-loop; the apps' resolvers are replaced so that each case controls who reads a room."""
+loop; the apps' room store is replaced so that each case controls who reads a room."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from fanout import metrics
-from fanout.interfaces import StoredEvent, resolvers
+from fanout.hooks import StoredEvent, hooks
 from fanout.items import (
     AccessBatch,
     AccessItem,
@@ -24,11 +24,12 @@ from fanout.items import (
     RoomItem,
     UsersBatch,
     UsersItem,
-    pack,
-    unpack,
+    decode,
+    encode,
 )
-from fanout.store import GROUP, Keys
-from fanout.streams import Worker
+from fanout.redis.keys import GROUP, Keys
+from fanout.redis.publisher import publish
+from fanout.redis.worker import Worker
 
 PARTITIONS = 4
 
@@ -43,16 +44,16 @@ def test_items_and_batches_survive_the_wire() -> None:
         AccessBatch(5, False, 0, (1,), (b"r",)),
         UsersBatch(b"{}", (4,)),
     ]:
-        assert unpack(pack(obj)) == obj
+        assert decode(encode(obj)) == obj
 
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"\xc1", b"garbage", pack(UsersBatch(b"{}", (1,)))[:-3], b"\x92\xa1z\x01"],
+    [b"", b"\xc1", b"garbage", encode(UsersBatch(b"{}", (1,)))[:-3], b"\x92\xa1z\x01"],
 )
 def test_garbage_is_malformed_not_a_crash(raw: bytes) -> None:
     with pytest.raises(Malformed):
-        unpack(raw)
+        decode(raw)
 
 
 def test_access_items_need_one_frame_per_user() -> None:
@@ -60,7 +61,7 @@ def test_access_items_need_one_frame_per_user() -> None:
 
     raw = msgspec.msgpack.encode(("a", 1, [1, 2], [b"x"], True, 0))
     with pytest.raises(Malformed):
-        unpack(raw)
+        decode(raw)
 
 
 # --- against Redis -----------------------------------------------------------------------------
@@ -93,8 +94,8 @@ async def redis_client(tier: Any) -> AsyncIterator[aioredis.Redis]:
 @pytest.fixture
 def readers(monkeypatch: pytest.MonkeyPatch) -> dict[int, frozenset[int]]:
     table: dict[int, frozenset[int]] = {}
-    monkeypatch.setattr(resolvers, "readers", lambda room_id: (table.get(room_id, frozenset()), 0))
-    monkeypatch.setattr(resolvers, "unpublished", lambda older_than_s, limit: [])
+    monkeypatch.setattr(hooks.store, "readers", lambda room_id: (table.get(room_id, frozenset()), 0))
+    monkeypatch.setattr(hooks.store, "unpublished", lambda older_than_s, limit: [])
     return table
 
 
@@ -122,7 +123,7 @@ async def fake_gateway(client: aioredis.Redis, keys: Keys, users: list[int]) -> 
 
 async def inbox(client: aioredis.Redis, keys: Keys, gateway: str) -> list[Any]:
     entries: Any = await client.xrange(keys.inbox(gateway))
-    return [unpack(fields[b"b"]) for _, fields in entries]
+    return [decode(fields[b"b"]) for _, fields in entries]
 
 
 async def leases(client: aioredis.Redis, keys: Keys) -> list[str | None]:
@@ -177,7 +178,7 @@ async def test_a_dead_holders_pending_entries_are_claimed_and_handed_on_in_order
     stream = keys.stream(1)
     await redis_client.xgroup_create(stream, GROUP, id="0", mkstream=True)
     for seq in range(1, 6):
-        await redis_client.xadd(stream, {"i": pack(RoomItem(room, seq, b"{}"))})
+        await redis_client.xadd(stream, {"i": encode(RoomItem(room, seq, b"{}"))})
     # A holder read them all and died before acknowledging any.
     await redis_client.xreadgroup(GROUP, "dead-holder", {stream: ">"}, count=10)
     before = metrics.REDELIVERIES._value.get()
@@ -224,7 +225,7 @@ async def test_poison_entries_go_to_dead_letters_and_the_partition_flows_on(
         await until(lambda: _all_held_by(redis_client, keys, "w"))
         await redis_client.xadd(stream, {"i": b"\xc1 not msgpack"})
         await redis_client.xadd(stream, {"other": b"field"})
-        await redis_client.xadd(stream, {"i": pack(RoomItem(room, 1, b"{}"))})
+        await redis_client.xadd(stream, {"i": encode(RoomItem(room, 1, b"{}"))})
         batches = await until(lambda: _event_batches(redis_client, keys, gateway, room, 1))
         assert [b.seq for b in batches] == [1]
         dead = await until(lambda: _dead(redis_client, keys.dead(2), 2))
@@ -247,7 +248,7 @@ async def test_an_entry_that_keeps_killing_its_holder_is_dead_lettered(
     stream = keys.stream(3)
     room = 4 * 5 + 3
     await redis_client.xgroup_create(stream, GROUP, id="0", mkstream=True)
-    await redis_client.xadd(stream, {"i": pack(RoomItem(room, 1, b"{}"))})
+    await redis_client.xadd(stream, {"i": encode(RoomItem(room, 1, b"{}"))})
     await redis_client.xreadgroup(GROUP, "a", {stream: ">"}, count=1)
     for holder in ("b", "c"):  # each holder died holding it
         await redis_client.xautoclaim(stream, GROUP, holder, min_idle_time=0, start_id="0-0")
@@ -274,7 +275,6 @@ async def test_access_and_user_items_reach_the_gateways_holding_those_users(
     task = run(worker)
     try:
         await until(lambda: _all_held_by(redis_client, keys, "w"))
-        from fanout import streams
 
         for item in [
             RoomItem(room, 1, b"{}"),
@@ -282,7 +282,7 @@ async def test_access_and_user_items_reach_the_gateways_holding_those_users(
             UsersItem((31, 32, 33), b"u", 31),
             RoomItem(room, 0, b"typing", exclude_user=32),
         ]:
-            assert await asyncio.to_thread(streams.publish, item)
+            assert await asyncio.to_thread(publish, item)
 
         async def both() -> tuple[list[Any], list[Any]] | None:
             a, b = await inbox(redis_client, keys, here), await inbox(redis_client, keys, there)
@@ -322,8 +322,8 @@ async def test_the_sweep_publishes_what_was_committed_but_never_published(
     def pending(older_than_s: float, limit: int) -> list[StoredEvent]:
         return [e for e in unpublished if (e.room_id, e.seq) not in marked]
 
-    monkeypatch.setattr(resolvers, "unpublished", pending)
-    monkeypatch.setattr(resolvers, "mark_published", marked.extend)
+    monkeypatch.setattr(hooks.store, "unpublished", pending)
+    monkeypatch.setattr(hooks.store, "mark_published", marked.extend)
     worker = Worker(worker_id="w")
     task = run(worker)
     try:
@@ -338,7 +338,7 @@ async def test_the_sweep_publishes_what_was_committed_but_never_published(
 async def test_a_huge_room_is_looked_up_shard_by_shard_and_handed_over_once_per_gateway(
     redis_client: aioredis.Redis, readers: Any
 ) -> None:
-    from fanout.streams import LARGE_ROOM
+    from fanout.redis.registry import LARGE_ROOM
 
     keys = Keys()
     room = 4 * 11 + 1
@@ -351,7 +351,7 @@ async def test_a_huge_room_is_looked_up_shard_by_shard_and_handed_over_once_per_
     try:
         await until(lambda: _all_held_by(redis_client, keys, "w"))
         for seq in (1, 2):
-            await redis_client.xadd(keys.stream(1), {"i": pack(RoomItem(room, seq, b"{}"))})
+            await redis_client.xadd(keys.stream(1), {"i": encode(RoomItem(room, seq, b"{}"))})
         at_west = await until(lambda: _event_batches(redis_client, keys, west, room, 2))
         at_east = await until(lambda: _event_batches(redis_client, keys, east, room, 2))
         assert [b.seq for b in at_west] == [1, 2] == [b.seq for b in at_east]
@@ -370,7 +370,7 @@ async def test_a_worker_s_own_retries_are_not_deaths_and_count_a_share_once(
     link reach counts the message's share once."""
     import redis as sync_redis
 
-    from fanout.reach import digest_of
+    from reach.store import digest_of
 
     keys = Keys()
     room = 4 * 8  # partition 0
@@ -391,11 +391,10 @@ async def test_a_worker_s_own_retries_are_not_deaths_and_count_a_share_once(
     task = run(worker)
     try:
         await until(lambda: _all_held_by(redis_client, keys, "w"))
-        from fanout import streams
 
         url = "https://a.example/x"
         item = RoomItem(room, 1, b"{}", None, 9, (url,))
-        assert await asyncio.to_thread(streams.publish, item)
+        assert await asyncio.to_thread(publish, item)
         await until(lambda: _nothing_pending(redis_client, keys.stream(0)), within=20)
         assert failures == 3
         assert await redis_client.xlen(keys.dead(0)) == 0
@@ -423,9 +422,8 @@ async def test_a_partition_past_its_lease_deadline_stops_and_is_taken_up_again_l
     try:
         await until(lambda: _all_held_by(redis_client, keys, "w"))
         worker.lease_until[1] = 0.0  # as if the last renewal's answer came too late
-        from fanout import streams
 
-        assert await asyncio.to_thread(streams.publish, RoomItem(room, 1, b"{}"))
+        assert await asyncio.to_thread(publish, RoomItem(room, 1, b"{}"))
         # The next round renews, sees the task ended and takes the partition up again.
         batches = await until(lambda: _event_batches(redis_client, keys, gateway, room, 1))
         assert [b.seq for b in batches] == [1]

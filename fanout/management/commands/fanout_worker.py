@@ -11,8 +11,9 @@ import logging
 import signal
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from fanout.transport import current
 
 logger = logging.getLogger("fanout.worker")
 
@@ -32,7 +33,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if not settings.SCALED:
+        if current().kind != "redis":
             raise CommandError(
                 "fanout_worker runs in the scaled mode only: set REDIS_URL (and DATABASE_URL). "
                 "The embedded mode fans out inside the server process."
@@ -44,9 +45,7 @@ class Command(BaseCommand):
         asyncio.run(self._run())
 
     async def _run(self) -> None:
-        from fanout.streams import Worker
-
-        worker = Worker()
+        worker = current().worker()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)

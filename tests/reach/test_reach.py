@@ -16,9 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from communities.selectors import room_reader_ids
-from fanout import reach
-from fanout.models import LinkReader, LinkStat
-from fanout.reach import normalize_url, reach_of, record, urls_in
+from chat.links import normalize_url, urls_in
+from reach import store as reach
+from reach.models import LinkReader, LinkStat
+from reach.store import reach_of, record
 from tests.conftest import World, build_world, client_for, matrix_cases
 from tests.factories import UserFactory
 
@@ -373,9 +374,9 @@ def test_reach_answers_503_when_redis_is_down(world: World, settings: Any) -> No
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("embedded")
 async def test_a_posted_link_reaches_every_reader_of_the_room() -> None:
-    from fanout.hub import hub_for_running_loop
+    from fanout.transport import current
 
-    hub_for_running_loop()  # the embedded partitions, as the server runs them
+    current().connections()  # the embedded partitions, as the server runs them
     world = await database_sync_to_async(build_world)("public")
     author = world.users["member"]
     author_client = await database_sync_to_async(client_for)(author)

@@ -1,4 +1,4 @@
-"""The gateway's registry bookkeeping: a user stays registered while any local socket of theirs
+"""A gateway's registry bookkeeping: a user stays registered while any local socket of theirs
 is open, whatever order opening and closing sockets' Redis calls finish in; and its Redis loops
 end when they are cancelled."""
 
@@ -8,8 +8,9 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from fanout.gateway import Gateway, RedisLink
-from fanout.store import Keys
+from fanout.connections import LocalConnections
+from fanout.redis.keys import Keys
+from fanout.redis.link import RedisLink
 
 
 @dataclass(eq=False)
@@ -17,13 +18,9 @@ class Conn:
     user_id: int
 
 
-def gateway_with(link: Any) -> Gateway:
-    """A gateway whose registry is ``link``; in the scaled mode its own Redis link is stopped
-    first, so that no task of it outlives the test."""
-    gateway = Gateway(asyncio.get_running_loop())
-    if gateway.link is not None:
-        gateway.link.stop()
-    gateway.link = link
+def gateway_with(link: Any) -> LocalConnections:
+    """A gateway's connections whose registry is ``link``."""
+    gateway = LocalConnections(asyncio.get_running_loop(), lambda _local: link)
     return gateway
 
 
@@ -98,7 +95,7 @@ class CancelSwallowingRedis:
 
 async def test_the_inbox_loop_ends_when_cancelled_even_if_the_read_answers_with_an_error() -> None:
     link = RedisLink.__new__(RedisLink)  # no real Redis: only the loop is under test
-    link.gateway = gateway_with(link)
+    link.local = gateway_with(link)
     link.keys = Keys("test-cancel")
     link.last_id = "0-0"
     reader = CancelSwallowingRedis()

@@ -1,4 +1,4 @@
-"""Link reach of the embedded mode: exact counts in the database (``fanout.reach``).
+"""Link reach of the embedded mode: exact counts in the database (``reach.store``).
 
 The fan-out tier knows ids only, so communities and users are plain integers here: a
 statistic never blocks a community's or a user's deletion, and recording never fails on a row

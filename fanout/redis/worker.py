@@ -1,13 +1,12 @@
-"""The scaled transport: partition streams on Redis, partition workers with leases.
+"""The partition worker of the scaled mode (``python manage.py fanout_worker``).
 
-Publishing appends an item to the stream of its partition (``XADD``, trimmed far above any
-backlog). ``fanout_worker`` processes share the partitions: each partition has one live holder
-through a lease (``SET NX PX``, renewed by its holder, released on SIGTERM); the holder reads the
+``fanout_worker`` processes share the partitions: each partition has one live holder through a
+lease (``SET NX PX``, renewed by its holder, released on SIGTERM); the holder reads the
 partition's stream through a consumer group, runs the router and acknowledges each entry after
 its hand-off. A new holder first claims what the previous one left pending (``XAUTOCLAIM``), so
 a worker that dies loses nothing: its partitions move within the lease TTL plus one acquisition
 round. An entry that fails ``FANOUT_MAX_TRIES`` deliveries goes to the partition's dead-letter
-stream and the partition flows on. Redis 7.0 commands only.
+stream and the partition flows on. Redis 7.0 commands only (docs/fanout.md).
 """
 
 from __future__ import annotations
@@ -18,9 +17,7 @@ import logging
 import math
 import os
 import secrets
-import threading
 import time
-from collections import defaultdict
 from collections.abc import Collection, Sequence
 from typing import Any, cast
 
@@ -30,238 +27,31 @@ from django.db import DatabaseError, DataError, IntegrityError, ProgrammingError
 from redis.exceptions import RedisError, ResponseError
 
 from fanout import metrics
-from fanout.gateway import LIVE_MS as GATEWAY_DEAD_MS
-from fanout.gateway import UNREGISTER, shard_of
-from fanout.interfaces import resolvers
-from fanout.items import Batch, Item, Malformed, RoomItem, pack, partition_of, unpack
+from fanout.hooks import hooks
+from fanout.items import Item, Malformed, decode_item
 from fanout.loops import raise_if_cancelled
+from fanout.redis.keys import BLOCK_MS, GROUP, Keys, async_client, text
+from fanout.redis.publisher import RedisHandoff
+from fanout.redis.registry import RedisRegistry
+from fanout.redis.scripts import RELEASE, RENEW
+from fanout.redis.sweep import sweep
 from fanout.router import Reach, Router
-from fanout.store import BLOCK_MS, GROUP, Keys, async_client, sync_client
-from fanout.store import text as _text
 
 logger = logging.getLogger(__name__)
 
 READ_COUNT = 200
 CLAIM_COUNT = 200
-LARGE_ROOM = 2_000  # readers above this are looked up shard by shard, concurrently
 SWEEP_EVERY_S = 1.0
 GIVE_BACK_S = 3.0  # a partition given back is left to others this long
 DROP_WAIT_S = 2.0  # how long a dropped partition's task is waited for
-SWEEP_LIMIT = 500
 SEEN_MAX = 100_000
 FORGET_EVERY_S = 60.0
 FORGET_IDLE_MS = 10 * 60 * 1000
 
-RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
 
-# KEYS[1]: a user shard's hash; ARGV[1]: comma-separated user ids. Returns a flat list of
-# gateway id, comma-separated ids of those users it holds, for each gateway holding any.
-LOCATE = """
-local ids = {}
-for id in string.gmatch(ARGV[1], '[^,]+') do ids[#ids + 1] = id end
-local order, groups = {}, {}
-for first = 1, #ids, 4000 do
-  local last = math.min(first + 3999, #ids)
-  local values = redis.call('HMGET', KEYS[1], unpack(ids, first, last))
-  for j = 1, #values do
-    local value = values[j]
-    if value then
-      for gateway in string.gmatch(value, '%S+') do
-        local group = groups[gateway]
-        if not group then
-          group = {}
-          groups[gateway] = group
-          order[#order + 1] = gateway
-        end
-        group[#group + 1] = ids[first + j - 1]
-      end
-    end
-  end
-end
-local reply = {}
-for k = 1, #order do
-  reply[#reply + 1] = order[k]
-  reply[#reply + 1] = table.concat(groups[order[k]], ',')
-end
-return reply
-"""
-
-RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-# --- publishing (synchronous: called on commit, from request threads) -------------------------
-
-
-def publish(item: Item) -> bool:
-    """Append the item to its partition's stream; False when Redis did not take it (a
-    persistent event is then published again by the sweep)."""
-    keys = Keys()
-    stream = keys.stream(partition_of(item, settings.FANOUT_PARTITIONS))
-    try:
-        sync_client().xadd(
-            stream, {"i": pack(item)}, maxlen=settings.FANOUT_STREAM_MAXLEN, approximate=True
-        )
-        return True
-    except RedisError:
-        logger.warning("fan-out: publishing to %s failed", stream)
-        return False
-
-
-class _Retrier:
-    """Access changes have no outbox row: a publish that failed is retried in the background
-    for up to ``RETRY_FOR_S`` (Redis restarting), in order."""
-
-    RETRY_FOR_S = 60.0
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[float, Item]] = []
-        self.lock = threading.Lock()
-        self.thread: threading.Thread | None = None
-
-    def add(self, item: Item) -> None:
-        with self.lock:
-            self.pending.append((time.monotonic() + self.RETRY_FOR_S, item))
-            if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self._run, daemon=True, name="fanout-retry")
-                self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(0.5)
-            with self.lock:
-                if not self.pending:
-                    self.thread = None
-                    return
-                deadline, item = self.pending[0]
-            if publish(item) or time.monotonic() > deadline:
-                with self.lock:
-                    self.pending.pop(0)
-                    if time.monotonic() > deadline:
-                        metrics.DROPS.labels("publish_failed").inc()
-
-
-retrier = _Retrier()
-
-
-# --- registry and hand-off as seen from a worker -----------------------------------------------
-
-
-class RedisRegistry:
-    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
-        self.client = client
-        self.keys = keys
-        self.shards = settings.FANOUT_USER_SHARDS
-        self.live: set[str] = set()
-        self.live_at = 0.0
-        self.stale: list[tuple[int, str]] = []
-        self.unregister = client.register_script(UNREGISTER)
-        self.locate_script = client.register_script(LOCATE)
-
-    async def refresh(self) -> None:
-        now_ms = int(time.time() * 1000)
-        ids = await self.client.zrangebyscore(
-            self.keys.gateways(), now_ms - GATEWAY_DEAD_MS, "+inf"
-        )
-        self.live = {_text(i) for i in ids}
-        self.live_at = time.monotonic()
-
-    async def locate(self, user_ids: Collection[int]) -> dict[str, list[int]]:
-        if not user_ids:
-            return {}
-        if time.monotonic() - self.live_at > 1.0:
-            await self.refresh()
-        by_shard: dict[int, list[int]] = defaultdict(list)
-        for user_id in user_ids:
-            by_shard[shard_of(user_id, self.shards)].append(user_id)
-        # One script call per user shard, with the ids in one argument and the answer grouped
-        # by gateway: encoding a thousand arguments and parsing a thousand replies per message
-        # was most of a worker's time.
-        calls = [
-            (self.keys.where(shard), ",".join(map(str, users))) for shard, users in by_shard.items()
-        ]
-        if len(user_ids) > LARGE_ROOM or settings.FANOUT_REDIS_CLUSTER:
-            # A huge room: its user shards are looked up concurrently, each on a connection of
-            # its own (on a cluster, on their own nodes, where a pipeline of scripts is
-            # refused), and merged per gateway.
-            answers = await asyncio.gather(
-                *(self.locate_script(keys=[key], args=[ids]) for key, ids in calls)
-            )
-        else:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for key, ids in calls:
-                    await self.locate_script(keys=[key], args=[ids], client=pipe)  # queued
-                answers = await pipe.execute()
-        where: dict[str, list[int]] = defaultdict(list)
-        unknown: list[tuple[list[int], str]] = []
-        for answer in answers:
-            pairs = cast(list[bytes], answer)
-            for index in range(0, len(pairs), 2):
-                gateway = _text(pairs[index])
-                users = list(map(int, pairs[index + 1].split(b",")))
-                if gateway in self.live:
-                    where[gateway].extend(users)
-                else:
-                    unknown.append((users, gateway))
-        if unknown:
-            # A gateway that started since the last refresh is live, not stale.
-            if time.monotonic() - self.live_at > 0.05:
-                await self.refresh()
-            for users, gateway in unknown:
-                if gateway in self.live:
-                    where[gateway].extend(users)
-                else:
-                    for user_id in users:
-                        if len(self.stale) < 1000:
-                            self.stale.append((user_id, gateway))
-        return where
-
-    async def clean(self) -> None:
-        """Remove registry entries of gateways that stopped heartbeating, and their inboxes."""
-        stale, self.stale = self.stale, []
-        for user_id, gateway in stale:
-            await self.unregister(keys=[self.keys.where(shard_of(user_id, self.shards))],
-                                  args=[user_id, gateway])  # fmt: skip
-        now_ms = int(time.time() * 1000)
-        dead = await self.client.zrangebyscore(self.keys.gateways(), 0, now_ms - GATEWAY_DEAD_MS)
-        for raw in dead:
-            gateway = _text(raw)
-            # Without its mark a gateway that comes back registers again and catches up.
-            await self.client.delete(self.keys.mark(gateway), self.keys.inbox(gateway))
-            await self.client.zrem(self.keys.gateways(), gateway)
-
-
-class RedisHandoff:
-    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
-        self.client = client
-        self.keys = keys
-        self.maxlen = settings.FANOUT_STREAM_MAXLEN
-
-    async def send(self, batches: Sequence[tuple[str, Batch]]) -> None:
-        if not batches:
-            return
-        async with self.client.pipeline(transaction=False) as pipe:
-            for gateway, batch in batches:
-                pipe.xadd(
-                    self.keys.inbox(gateway), {"b": pack(batch)}, maxlen=self.maxlen,
-                    approximate=True,
-                )  # fmt: skip
-            await pipe.execute()
-        metrics.HANDOFFS.inc(len(batches))
-
-
-def redis_reach(client: aioredis.Redis) -> Reach | None:
-    try:
-        from fanout.reach import record
-    except ImportError:  # pragma: no cover
-        return None
+def worker_reach(client: aioredis.Redis) -> Reach:
+    """Link reach counted on the worker's own Redis client."""
+    links = hooks.links
 
     async def count(
         *,
@@ -270,7 +60,7 @@ def redis_reach(client: aioredis.Redis) -> Reach | None:
         reader_ids: Collection[int],
         message: tuple[int, int],
     ) -> None:
-        await record(
+        await links.record(
             community_id=community_id,
             urls=urls,
             reader_ids=reader_ids,
@@ -279,9 +69,6 @@ def redis_reach(client: aioredis.Redis) -> Reach | None:
         )
 
     return count
-
-
-# --- the worker ----------------------------------------------------------------------------------
 
 
 class Worker:
@@ -298,7 +85,7 @@ class Worker:
         self.blocking = async_client()  # XREADGROUP BLOCK holds a connection per partition
         self.registry = RedisRegistry(self.client, self.keys)
         self.router = Router(
-            self.registry, RedisHandoff(self.client, self.keys), redis_reach(self.client)
+            self.registry, RedisHandoff(self.client, self.keys), worker_reach(self.client)
         )
         self.renew = self.client.register_script(RENEW)
         self.release = self.client.register_script(RELEASE)
@@ -387,7 +174,7 @@ class Worker:
 
     async def _housekeep(self) -> None:
         try:
-            await self._sweep()
+            await sweep(self.client, self.keys, self.partitions)
             await self.registry.clean()
             await self._forget_consumers()
         except asyncio.CancelledError:
@@ -408,7 +195,7 @@ class Worker:
             except ResponseError:
                 continue  # no stream or group yet
             for consumer in consumers:
-                name = _text(consumer["name"])
+                name = text(consumer["name"])
                 if (
                     name != self.id
                     and int(consumer["pending"]) == 0
@@ -524,9 +311,7 @@ class Worker:
                 done.append(entry_id)
                 continue
             try:
-                item = unpack(fields[b"i"])
-                if not isinstance(item, Item):  # a batch in a partition stream
-                    raise Malformed("not an item")
+                item = decode_item(fields[b"i"])
             except (Malformed, KeyError):
                 await self._dead_letter(partition, entry_id, fields, "malformed")
                 done.append(entry_id)
@@ -599,31 +384,3 @@ class Worker:
         metrics.DEAD_LETTERS.inc()
         logger.error("fan-out partition %s: entry %s moved to dead letters (%s)", partition,
                      entry_id, why)  # fmt: skip
-
-    # --- outbox sweep ---------------------------------------------------------------------------
-
-    async def _sweep(self) -> None:
-        """Publish again the committed events that were never marked published."""
-        from channels.db import database_sync_to_async
-
-        events = await database_sync_to_async(resolvers.unpublished, thread_sensitive=False)(
-            settings.FANOUT_SWEEP_AFTER_S, SWEEP_LIMIT
-        )
-        if not events:
-            return
-        async with self.client.pipeline(transaction=False) as pipe:
-            for event in events:
-                # Its access version is unknown: the partition reads the readers afresh.
-                item = RoomItem(
-                    event.room_id, event.seq, event.frame, None, event.community_id, event.urls
-                )
-                pipe.xadd(
-                    self.keys.stream(partition_of(item, self.partitions)), {"i": pack(item)},
-                    maxlen=settings.FANOUT_STREAM_MAXLEN, approximate=True,
-                )  # fmt: skip
-            await pipe.execute()
-        await database_sync_to_async(resolvers.mark_published, thread_sensitive=False)(
-            [(e.room_id, e.seq) for e in events]
-        )
-        metrics.SWEPT.inc(len(events))
-        logger.info("fan-out sweep: published %s events again", len(events))

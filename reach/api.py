@@ -1,4 +1,4 @@
-"""Link reach of a community over REST (contract sections 3 and 6), for moderators and up."""
+"""Link reach of a community over REST (docs/api.md, "Link reach"), for moderators and up."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chat.links import MAX_URL_LENGTH, normalize_url
 from communities.roles import Role
 from communities.selectors import community_get_for_role
-from fanout.reach import MAX_URL_LENGTH, normalize_url, reach_of
+from reach.store import reach_of
 
 _URL_HELP = (
     "An http or https URL, up to 2,048 characters. Compared after lower-casing the scheme and "

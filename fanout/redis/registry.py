@@ -1,0 +1,190 @@
+"""The gateway registry in Redis: which gateway process holds each connected user.
+
+A user shard's hash (``Keys.where``) maps a user id to the space-separated ids of the gateways
+holding one of the user's connections; the sorted set ``Keys.gateways`` scores each gateway by
+its last heartbeat. Gateways register and unregister their users (``GatewayEntries``);
+partition workers locate a room's readers, shard by shard, and clean the entries of gateways
+that stopped heartbeating (``RedisRegistry``); presence asks who is online (``online_anywhere``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Collection
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from django.conf import settings
+from redis.exceptions import RedisError
+
+from fanout.redis.keys import Keys, sync_client, text
+from fanout.redis.scripts import LOCATE, REGISTER, UNREGISTER
+
+logger = logging.getLogger(__name__)
+
+# A gateway whose heartbeat is older than this is taken for dead.
+LIVE_MS = 15_000
+LARGE_ROOM = 2_000  # readers above this are looked up shard by shard, concurrently
+
+
+def shard_of(user_id: int, shards: int) -> int:
+    return user_id % shards
+
+
+def by_shard(user_ids: Collection[int], shards: int) -> dict[int, list[int]]:
+    grouped: dict[int, list[int]] = defaultdict(list)
+    for user_id in user_ids:
+        grouped[shard_of(user_id, shards)].append(user_id)
+    return grouped
+
+
+class GatewayEntries:
+    """One gateway's own entries: register and unregister its users, ask who is online."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys, gateway_id: str) -> None:
+        self.client = client
+        self.keys = keys
+        self.gateway_id = gateway_id
+        self.shards = settings.FANOUT_USER_SHARDS
+        self.register_script = client.register_script(REGISTER)
+        self.unregister_script = client.register_script(UNREGISTER)
+
+    async def register(self, user_id: int) -> int:
+        """Add the user; returns how many other gateways hold the user."""
+        key = self.keys.where(shard_of(user_id, self.shards))
+        for attempt in range(5):
+            try:
+                return int(await self.register_script(keys=[key], args=[user_id, self.gateway_id]))
+            except RedisError:
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.1 * (attempt + 1))
+        return 0
+
+    async def unregister(self, user_id: int) -> int:
+        """Remove the user; returns how many gateways still hold the user."""
+        key = self.keys.where(shard_of(user_id, self.shards))
+        try:
+            return int(await self.unregister_script(keys=[key], args=[user_id, self.gateway_id]))
+        except RedisError:
+            # The heartbeat stops; workers skip a dead gateway and clean its entries.
+            logger.warning("fan-out: could not unregister a user from the registry")
+            return 0
+
+    async def online(self, user_ids: Collection[int]) -> set[int]:
+        grouped = by_shard(user_ids, self.shards)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for shard, users in grouped.items():
+                pipe.hmget(self.keys.where(shard), users)
+            answers = await pipe.execute()
+        found: set[int] = set()
+        for users, values in zip(grouped.values(), answers, strict=True):
+            found.update(u for u, v in zip(users, values, strict=True) if v)
+        return found
+
+
+class RedisRegistry:
+    """The registry as a partition worker reads it (``fanout.router.Registry``)."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self.shards = settings.FANOUT_USER_SHARDS
+        self.live: set[str] = set()
+        self.live_at = 0.0
+        self.stale: list[tuple[int, str]] = []
+        self.unregister = client.register_script(UNREGISTER)
+        self.locate_script = client.register_script(LOCATE)
+
+    async def refresh(self) -> None:
+        now_ms = int(time.time() * 1000)
+        ids = await self.client.zrangebyscore(self.keys.gateways(), now_ms - LIVE_MS, "+inf")
+        self.live = {text(i) for i in ids}
+        self.live_at = time.monotonic()
+
+    async def locate(self, user_ids: Collection[int]) -> dict[str, list[int]]:
+        if not user_ids:
+            return {}
+        if time.monotonic() - self.live_at > 1.0:
+            await self.refresh()
+        # One script call per user shard, with the ids in one argument and the answer grouped
+        # by gateway: encoding a thousand arguments and parsing a thousand replies per message
+        # was most of a worker's time.
+        calls = [
+            (self.keys.where(shard), ",".join(map(str, users)))
+            for shard, users in by_shard(user_ids, self.shards).items()
+        ]
+        if len(user_ids) > LARGE_ROOM or settings.FANOUT_REDIS_CLUSTER:
+            # A huge room: its user shards are looked up concurrently, each on a connection of
+            # its own (on a cluster, on their own nodes, where a pipeline of scripts is
+            # refused), and merged per gateway.
+            answers = await asyncio.gather(
+                *(self.locate_script(keys=[key], args=[ids]) for key, ids in calls)
+            )
+        else:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key, ids in calls:
+                    await self.locate_script(keys=[key], args=[ids], client=pipe)  # queued
+                answers = await pipe.execute()
+        where: dict[str, list[int]] = defaultdict(list)
+        unknown: list[tuple[list[int], str]] = []
+        for answer in answers:
+            pairs = cast(list[bytes], answer)
+            for index in range(0, len(pairs), 2):
+                gateway = text(pairs[index])
+                users = list(map(int, pairs[index + 1].split(b",")))
+                if gateway in self.live:
+                    where[gateway].extend(users)
+                else:
+                    unknown.append((users, gateway))
+        if unknown:
+            # A gateway that started since the last refresh is live, not stale.
+            if time.monotonic() - self.live_at > 0.05:
+                await self.refresh()
+            for users, gateway in unknown:
+                if gateway in self.live:
+                    where[gateway].extend(users)
+                else:
+                    for user_id in users:
+                        if len(self.stale) < 1000:
+                            self.stale.append((user_id, gateway))
+        return where
+
+    async def clean(self) -> None:
+        """Remove registry entries of gateways that stopped heartbeating, and their inboxes."""
+        stale, self.stale = self.stale, []
+        for user_id, gateway in stale:
+            await self.unregister(keys=[self.keys.where(shard_of(user_id, self.shards))],
+                                  args=[user_id, gateway])  # fmt: skip
+        now_ms = int(time.time() * 1000)
+        dead = await self.client.zrangebyscore(self.keys.gateways(), 0, now_ms - LIVE_MS)
+        for raw in dead:
+            gateway = text(raw)
+            # Without its mark a gateway that comes back registers again and catches up.
+            await self.client.delete(self.keys.mark(gateway), self.keys.inbox(gateway))
+            await self.client.zrem(self.keys.gateways(), gateway)
+
+
+def online_anywhere(user_ids: Collection[int]) -> set[int]:
+    """From synchronous code: which users a live gateway holds."""
+    keys = Keys()
+    grouped = by_shard(user_ids, settings.FANOUT_USER_SHARDS)
+    if not grouped:
+        return set()
+    client = sync_client()
+    now_ms = int(time.time() * 1000)
+    live = {
+        text(g) for g in cast(Any, client.zrangebyscore(keys.gateways(), now_ms - LIVE_MS, "+inf"))
+    }
+    pipe = client.pipeline(transaction=False)
+    for shard, users in grouped.items():
+        pipe.hmget(keys.where(shard), users)
+    found: set[int] = set()
+    for users, values in zip(grouped.values(), pipe.execute(), strict=True):
+        for user_id, value in zip(users, values, strict=True):
+            if value and live.intersection(value.decode().split()):
+                found.add(user_id)
+    return found
