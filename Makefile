@@ -11,7 +11,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/sphere
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
 
-.PHONY: install run lint format typecheck schema deploy-check compose-check \
+.PHONY: install run lint format typecheck schema deploy-check compose-check js-check \
         test test-embedded test-scaled bench bench-full clean
 
 $(STAMP): pyproject.toml
@@ -65,6 +65,21 @@ compose-check:
 		echo "skipped: docker-compose.yml check (install Debian's docker-compose to run it)"; \
 	fi
 
+# The web client's JavaScript: eslint, prettier and its unit tests, with the tools pinned in
+# package-lock.json. The shell lists the test files: `node --test DIR` no longer searches a
+# directory from Node 21 on.
+js-check:
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+		if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then \
+			npm ci --no-audit --no-fund || exit 1; \
+		fi; \
+		npx eslint --max-warnings 0 web && npx prettier --check . && node --test --test-reporter=spec web/tests/*.test.js; \
+	elif [ "$$REQUIRE_SERVICES" = "1" ]; then \
+		echo "node and npm are required here (apt-get install nodejs npm)"; exit 1; \
+	else \
+		echo "skipped: JavaScript checks (apt-get install nodejs npm to run them)"; \
+	fi
+
 test-embedded: install
 	env -u DATABASE_URL -u REDIS_URL REQUIRE_SERVICES=0 $(PY) -m pytest $(PYTEST_ARGS)
 
@@ -81,7 +96,7 @@ test-scaled: install
 		echo "skipped: scaled-mode suite (start PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379)"; \
 	fi
 
-test: lint typecheck schema deploy-check compose-check test-embedded test-scaled
+test: lint js-check typecheck schema deploy-check compose-check test-embedded test-scaled
 
 # Sphere (scaled mode) against the Channels tutorial and a bare websockets server, on this
 # machine's PostgreSQL and Redis; writes docs/bench/RESULTS.md and the plots.

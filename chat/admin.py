@@ -25,9 +25,9 @@ from chat.models import BlockedTerm, Message, Reaction, ReadMarker, Report, Room
 from chat.services import automod as automod_services
 from chat.services import messages as message_services
 from chat.services import reports as report_services
-from communities.admin import DeskAdmin, excerpt, link, run_service, staff, user_link
 from communities.models import Community
 from communities.selectors import moderated_community_ids
+from sphere.desk import DeskAdmin, excerpt, link, run_service, staff, user_link
 from sphere.errors import ApplicationError
 
 CONTEXT = 3  # messages shown before and after a reported one
@@ -79,7 +79,7 @@ class MessageAdmin(DeskAdmin):
             done += run_service(
                 self,
                 request,
-                partial(message_services.delete_message, actor=staff(request), message=message),
+                partial(message_services.message_delete, actor=staff(request), message=message),
                 f"Deleting message {message.pk}",
             )
         if done:

@@ -6,10 +6,9 @@ class ChatConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from chat.events import ChatRoomStore
-        from chat.selectors import unread_for_room
+        from chat.events import ChatAccessFrames, ChatRoomStore
         from communities import events as access_events
         from fanout.hooks import hooks
 
-        access_events.hooks.unread_for_room = unread_for_room
+        access_events.hooks.register(ChatAccessFrames())
         hooks.register(store=ChatRoomStore())

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 from django.utils import timezone
 
 from chat.models import RoomEvent
-from chat.protocol import encode
+from chat.protocol import RemovedReason, RoomAdded, RoomRemoved, RoomUpdated, encode
+from chat.protocol import Room as RoomFrame
 from communities.models import Room
 from communities.selectors import readable_rooms_filter, room_reader_ids
 from fanout import publish
@@ -136,3 +137,23 @@ class ChatRoomStore:
 
     def mark_published(self, events: list[tuple[int, int]]) -> None:
         mark_published(events)
+
+
+class ChatAccessFrames:
+    """``communities.events``' ``AccessFrames`` hook, registered at start-up: unread counts and
+    the protocol's frames for access changes."""
+
+    def unread_for_room(self, room_id: int, user_ids: list[int]) -> dict[int, int]:
+        from chat.selectors import unread_for_room
+
+        return unread_for_room(room_id, user_ids)
+
+    def room_added(self, room_id: int, info: dict[str, Any]) -> bytes:
+        # ``info`` is ``communities.events.room_info``'s dict: the encoder takes it as a Room.
+        return encode(RoomAdded(room=room_id, info=cast(RoomFrame, info)))
+
+    def room_updated(self, room_id: int, info: dict[str, Any]) -> bytes:
+        return encode(RoomUpdated(room=room_id, info=cast(RoomFrame, info)))
+
+    def room_removed(self, room_id: int, reason: str) -> bytes:
+        return encode(RoomRemoved(room=room_id, reason=cast(RemovedReason, reason)))

@@ -15,6 +15,14 @@ from msgspec import Meta
 PROTOCOL = 1
 MAX_FRAME = 64 * 1024
 
+# Close codes (docs/protocol.md, "Closing codes"). 4500-4999: the client must not reconnect.
+CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN = 1013  # the fan-out registry is out of reach: reconnect later
+CLOSE_BAD_TICKET = 4401
+CLOSE_HEARTBEAT = 4408
+CLOSE_SLOW = 4429
+CLOSE_DISABLED = 4509
+
 Id = Annotated[int, Meta(ge=1, le=2**62)]
 Seq = Annotated[int, Meta(ge=0, le=2**62)]
 Ref = Annotated[str, Meta(max_length=64)]
@@ -114,12 +122,12 @@ def ref_of(data: str | bytes) -> str | None:
     return ref if isinstance(ref, str) and len(ref) <= 64 else None
 
 
-# --- Server frames (documented here; built as dicts or Structs and encoded once) ---------------
+# --- Server frames (built as these Structs and encoded once) -----------------------------------
 #
-# The objects of CONTRACT.md section 2 that frames carry. The services build Rooms and Messages
-# as dicts (one shape for REST and the socket, encoded once per event), and the encoder takes a
-# dict where a Struct is declared: these types give the frames, and the AsyncAPI document, their
-# real schema without a conversion on the hot path.
+# The objects that frames carry (docs/protocol.md, "Objects"). The services build Rooms and
+# Messages as dicts (one shape for REST and the socket, encoded once per event), and the encoder
+# takes a dict where a Struct is declared: these types give the frames, and the AsyncAPI
+# document, their real schema without a conversion on the hot path.
 
 Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
 
@@ -234,9 +242,12 @@ class RoomUpdated(ServerFrame, tag="room.updated"):
     info: Room
 
 
+RemovedReason = Literal["left", "kicked", "banned", "removed", "deleted"]
+
+
 class RoomRemoved(ServerFrame, tag="room.removed"):
     room: int
-    reason: Literal["left", "kicked", "banned", "removed", "deleted"]
+    reason: RemovedReason
 
 
 class RoomResync(ServerFrame, tag="room.resync"):

@@ -1,4 +1,7 @@
-"""Reads of the chat app, each limited to what the caller can read."""
+"""Reads of the chat app, each limited to what the caller can read: a message, a room's history,
+unread counts, search, and the report queue for moderators. Something missing and something the
+caller may not see raise the same NotFound; the queue of a community the caller sees but does
+not moderate is Forbidden (docs/api.md, Visibility and permissions)."""
 
 from __future__ import annotations
 
@@ -6,11 +9,26 @@ from django.contrib.auth.models import User
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from chat.models import Message, ReadMarker
-from communities.models import Room
-from communities.selectors import readable_rooms_filter, rooms_readable
+from chat.models import Message, ReadMarker, Report
+from communities.models import Community, Room
+from communities.roles import Role
+from communities.selectors import readable_rooms_filter, room_can_read, rooms_readable
+from communities.services.access import require_role
+from sphere.errors import ApplicationError, NotFound
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
+
+
+def message_get_for_reader(*, actor: User, message_id: int) -> Message:
+    """The message if ``actor`` can read its room; NotFound alike for missing and unreadable."""
+    message = (
+        Message.objects.select_related("room", "room__community", "author")
+        .filter(pk=message_id)
+        .first()
+    )
+    if message is None or not room_can_read(user=actor, room=message.room):
+        raise NotFound("No such message.")
+    return message
 
 
 def history(
@@ -94,3 +112,44 @@ def search(
         for word in q.split()[:10]:
             qs = qs.filter(Q(body__icontains=word))
     return qs.select_related("author").prefetch_related("reactions").order_by("-created_at", "-pk")
+
+
+def _readable(actor: User, community: Community) -> QuerySet[Room]:
+    return Room.objects.filter(readable_rooms_filter(actor), community=community)
+
+
+def reports_for_moderator(
+    *, actor: User, community: Community, status: str | None = None
+) -> QuerySet[Report]:
+    """Reports on messages of the community's rooms that the moderator can read, newest first.
+    Raises NotFound/Forbidden as ``require_role`` does."""
+    require_role(actor=actor, community=community, minimum=Role.MODERATOR)
+    rooms = _readable(actor, community).values("pk")
+    qs = Report.objects.filter(message__room_id__in=rooms)
+    if status:
+        qs = qs.filter(status=status)
+    return (
+        qs.select_related("message__author", "message__room", "reporter")
+        .prefetch_related("message__reactions")
+        .order_by("-created_at", "-id")
+    )
+
+
+def report_get_for_moderator(*, actor: User, report_id: int) -> Report:
+    """The report if the caller moderates its community and reads its room; NotFound alike
+    for a missing report and one the caller may not see."""
+    report = (
+        Report.objects.select_related("message__room__community", "message__author", "reporter")
+        .filter(pk=report_id)
+        .first()
+    )
+    if report is None:
+        raise NotFound("No such report.")
+    community = report.message.room.community
+    try:
+        require_role(actor=actor, community=community, minimum=Role.MODERATOR)
+    except ApplicationError as exc:
+        raise NotFound("No such report.") from exc
+    if not _readable(actor, community).filter(pk=report.message.room_id).exists():
+        raise NotFound("No such report.")
+    return report

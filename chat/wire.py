@@ -29,9 +29,9 @@ def reactions_summary(reactions: list[Reaction], viewer_id: int | None) -> list[
 def message_dict(
     message: Message, *, viewer_id: int | None = None, fresh: bool = False
 ) -> dict[str, Any]:
-    """The contract's Message. Reactions come from ``message.reactions`` (prefetch them for
-    lists; a ``fresh`` message has none yet); in broadcast frames there is no viewer and
-    ``me`` is false."""
+    """The Message of docs/protocol.md ("Objects"). Reactions come from ``message.reactions``
+    (prefetch them for lists; a ``fresh`` message has none yet); in broadcast frames there is
+    no viewer and ``me`` is false."""
     # A deleted message keeps its id and seq, and shows nothing else of what it was.
     has_reactions = message.pk and not message.deleted and not fresh
     reactions = list(message.reactions.all()) if has_reactions else []

@@ -11,9 +11,8 @@ item is published after it, and connections ignore an access item older than one
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-import msgspec
 from django.db import transaction
 
 from communities.models import Community, Room
@@ -21,15 +20,34 @@ from communities.selectors import readable_rooms_filter, room_reader_ids
 from fanout import publish
 from sphere.formats import iso
 
-_encode = msgspec.json.Encoder().encode
+
+class AccessFrames(Protocol):
+    """What this module needs of the chat app, which registers it at start-up: unread counts
+    (messages are chat's) and the frames of the socket protocol (``chat/protocol.py``, whose
+    types ``communities`` may not import)."""
+
+    def unread_for_room(self, room_id: int, user_ids: list[int]) -> dict[int, int]:
+        """``{user_id: unread}`` for these readers of the room."""
+
+    def room_added(self, room_id: int, info: dict[str, Any]) -> bytes: ...
+
+    def room_updated(self, room_id: int, info: dict[str, Any]) -> bytes: ...
+
+    def room_removed(self, room_id: int, reason: str) -> bytes: ...
 
 
 class _Hooks:
-    """Unread counts come from the chat app, which registers them at start-up:
-    ``unread_for_room(room_id, user_ids) -> {user_id: unread}``."""
-
     def __init__(self) -> None:
-        self.unread_for_room: Callable[[int, list[int]], dict[int, int]] = lambda r, u: {}
+        self._frames: AccessFrames | None = None
+
+    def register(self, frames: AccessFrames) -> None:
+        self._frames = frames
+
+    @property
+    def frames(self) -> AccessFrames:
+        if self._frames is None:
+            raise RuntimeError("no AccessFrames registered with communities.events (the chat app)")
+        return self._frames
 
 
 hooks = _Hooks()
@@ -109,14 +127,13 @@ def room_updated(*, room: Room) -> None:
         if current is None:
             return
         readers = sorted(room_reader_ids(room_id=room_id))
-        unread = hooks.unread_for_room(room_id, readers)
+        frames = hooks.frames
+        unread = frames.unread_for_room(room_id, readers)
         by_count: dict[int, list[int]] = {}
         for user_id in readers:
             by_count.setdefault(unread.get(user_id, 0), []).append(user_id)
         for count, user_ids in by_count.items():
-            frame = _encode(
-                {"type": "room.updated", "room": room_id, "info": room_info(current, count)}
-            )
+            frame = frames.room_updated(room_id, room_info(current, count))
             publish.publish_to_users(user_ids=user_ids, frame=frame)
 
     transaction.on_commit(send)
@@ -136,7 +153,7 @@ def _bump(room_id: int, fallback: int) -> tuple[int, int]:
 
 def _on_commit_revoke(room_id: int, user_ids: list[int], reason: str, version: int = 0) -> None:
     version, head_seq = _bump(room_id, version)
-    frame = _encode({"type": "room.removed", "room": room_id, "reason": reason})
+    frame = hooks.frames.room_removed(room_id, reason)
     transaction.on_commit(
         lambda: publish.publish_access(
             room_id=room_id,
@@ -156,16 +173,10 @@ def _on_commit_grant(room_id: int, user_ids: list[int]) -> None:
     room = Room.objects.select_related("community").filter(pk=room_id).first()
     if room is None:
         return
-    unread = hooks.unread_for_room(room_id, user_ids)
+    access = hooks.frames
+    unread = access.unread_for_room(room_id, user_ids)
     frames = [
-        _encode(
-            {
-                "type": "room.added",
-                "room": room_id,
-                "info": room_info(room, unread.get(user_id, 0)),
-            }
-        )
-        for user_id in user_ids
+        access.room_added(room_id, room_info(room, unread.get(user_id, 0))) for user_id in user_ids
     ]
     transaction.on_commit(
         lambda: publish.publish_access(

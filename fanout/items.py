@@ -11,6 +11,7 @@ a malformed entry is refused in one place (``decode``) instead of failing later 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import msgspec
 
@@ -129,7 +130,7 @@ def decode(data: bytes) -> Item | Batch:
     return _decoded(_any, data)
 
 
-def _decoded(decoder: msgspec.msgpack.Decoder, data: bytes):  # type: ignore[no-untyped-def]
+def _decoded(decoder: msgspec.msgpack.Decoder[Any], data: bytes) -> Any:
     try:
         return decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as exc:

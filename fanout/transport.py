@@ -93,6 +93,10 @@ class Transport:
         kept beside the tier, e.g. link reach); None otherwise."""
         return None
 
+    def worker(self) -> Any:
+        """A partition worker process's work (the scaled mode's ``fanout_worker``)."""
+        raise NotImplementedError(f"the {self.kind} transport has no worker processes")
+
     def stop(self) -> None:
         if self._local is not None:
             self._local.stop()

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.urls import path
 
-from chat.consumers import GatewayConsumer
+from chat.gateway.consumer import GatewayConsumer
 
 websocket_urlpatterns: list[Any] = [
     path("ws/v1/", GatewayConsumer.as_asgi()),

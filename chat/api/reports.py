@@ -1,4 +1,4 @@
-"""The report queue over REST (contract section 3): list and resolve, for moderators."""
+"""The report queue over REST (docs/api.md, Reports): list and resolve, for moderators."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chat import selectors
 from chat.api.serializers import ReportSerializer
 from chat.models import Report
 from chat.services import reports
@@ -39,7 +40,7 @@ class ReportListView(generics.ListAPIView):
         if status not in (None, *Report.Status.values):
             raise Invalid("Bad status.", fields={"status": ["open or resolved."]})
         community = community_get_for_viewer(user=self.request.user, slug=self.kwargs["slug"])
-        return reports.reports_for_moderator(
+        return selectors.reports_for_moderator(
             actor=actor(self.request), community=community, status=status
         )
 
@@ -48,8 +49,8 @@ class ReportListView(generics.ListAPIView):
 class ReportResolveView(APIView):
     @extend_schema(summary="Resolve a report", request=ResolveIn, responses={200: ReportSerializer})
     def post(self, request: Request, report_id: int) -> Response:
-        report = reports.report_get_for_moderator(actor=actor(request), report_id=report_id)
+        report = selectors.report_get_for_moderator(actor=actor(request), report_id=report_id)
         data = parse(ResolveIn, request)
         report = reports.report_resolve(actor=actor(request), report=report, **data)
-        report = reports.report_get_for_moderator(actor=actor(request), report_id=report.pk)
+        report = selectors.report_get_for_moderator(actor=actor(request), report_id=report.pk)
         return Response(ReportSerializer(report, context={"viewer_id": actor(request).pk}).data)

@@ -1,4 +1,4 @@
-"""Messages, reactions, reports, read markers, search and presence (contract section 3).
+"""Messages, reactions, reports, read markers, search and presence (docs/api.md).
 
 Views parse, call one selector or service, and render; every rule lives in the services. A room
 or message the caller cannot read answers 404 exactly like a missing one.
@@ -32,7 +32,7 @@ from chat.api.serializers import (
 )
 from chat.models import Message
 from chat.presence import online_in_room
-from chat.services import messages, reactions
+from chat.services import messages, reactions, read_markers, reports
 from communities.api.base import actor, parse
 from communities.api.serializers import RoomSerializer
 from communities.models import Room
@@ -42,8 +42,8 @@ from communities.selectors import room_get_for_reader
 def parse_query(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
     """The query string validated by ``serializer_class``; 400 ``invalid`` otherwise.
 
-    An empty value (``?after_seq=``) counts as absent, so that a client filling the contract's
-    template ``?after_seq=&before_seq=&limit=`` gets the defaults.
+    An empty value (``?after_seq=``) counts as absent, so that a client filling a URL template
+    ``?after_seq=&before_seq=&limit=`` with blanks gets the defaults.
     """
     data = {key: value for key, value in request.query_params.items() if value != ""}
     serializer = serializer_class(data=data)
@@ -56,7 +56,7 @@ def _message_body(message: Message, request: Request) -> dict[str, Any]:
 
 
 def _message(request: Request, message_id: int) -> Message:
-    return messages.message_get_for_reader(actor=actor(request), message_id=message_id)
+    return selectors.message_get_for_reader(actor=actor(request), message_id=message_id)
 
 
 def _room(request: Request, room_id: int) -> Room:
@@ -103,7 +103,7 @@ class RoomMessagesView(APIView):
     def post(self, request: Request, room_id: int) -> Response:
         room = _room(request, room_id)
         data = parse(MessageCreateIn, request)
-        message, created = messages.post_message(
+        message, created = messages.message_post(
             actor=actor(request),
             room=room,
             body=data["body"],
@@ -120,7 +120,7 @@ class MessageDetailView(APIView):
         summary="Edit a message (author)", request=MessageEditIn, responses={200: MessageSerializer}
     )
     def patch(self, request: Request, message_id: int) -> Response:
-        message = messages.edit_message(
+        message = messages.message_edit(
             actor=actor(request),
             message=_message(request, message_id),
             body=parse(MessageEditIn, request)["body"],
@@ -131,7 +131,7 @@ class MessageDetailView(APIView):
         summary="Delete a message (author, or a moderator and up by rank)", responses={204: None}
     )
     def delete(self, request: Request, message_id: int) -> Response:
-        messages.delete_message(actor=actor(request), message=_message(request, message_id))
+        messages.message_delete(actor=actor(request), message=_message(request, message_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -173,7 +173,7 @@ class ReportView(APIView):
     )
     def post(self, request: Request, message_id: int) -> Response:
         message = _message(request, message_id)
-        report = reactions.report_message(
+        report = reports.report_create(
             actor=actor(request), message=message, reason=parse(ReportIn, request)["reason"]
         )
         body = ReportSerializer(report, context={"viewer_id": actor(request).pk}).data
@@ -190,7 +190,7 @@ class ReadView(APIView):
     def post(self, request: Request, room_id: int) -> Response:
         room = _room(request, room_id)
         seq = parse(ReadIn, request)["seq"]
-        marker = reactions.mark_read(actor=actor(request), room=room, seq=seq)
+        marker = read_markers.read_marker_move(actor=actor(request), room=room, seq=seq)
         return Response({"room": room.pk, "seq": marker.seq})
 
 

@@ -1,10 +1,13 @@
-"""The WebSocket gateway at ``/ws/v1/`` (protocol v1, CONTRACT.md section 4).
+"""The WebSocket gateway at ``/ws/v1/`` (protocol v1, docs/protocol.md).
 
-One consumer per connection. Client frames are decoded once and handled by the same services
-as REST. Room events reach the connection from the fan-out hub through ``deliver_event``
-without any per-recipient dispatch; ``fanout.delivery.Delivery`` keeps each room in seq order,
-exactly once, merging replays with live events. Frames go out through one writer task; a
-connection whose unsent bytes pass ``WS_OUTBOUND_BUFFER`` is closed with 4429.
+One consumer per connection, and socket I/O only: the handshake's credentials, accepting and
+closing, decoding client frames, the way out, and the heartbeat. Everything about rooms and
+frames is the connection's ``Session``; what the fan-out tier hands over (``deliver_event`` and
+the rest of ``fanout.hooks.Connection``) is forwarded to it.
+
+Frames go straight to the socket where the server allows it (``socket_writer``), or else
+through one writer task; a connection whose unsent bytes pass ``WS_OUTBOUND_BUFFER`` is closed
+with 4429.
 """
 
 from __future__ import annotations
@@ -12,16 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Callable
-from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth.models import User
 
 from chat import protocol as p
-from chat.gateway_io import (
+from chat.gateway.handshake import ticket_of
+from chat.gateway.heartbeats import heartbeats
+from chat.gateway.session import Session
+from chat.gateway.socket_writer import (
     limit_message_size,
     on_ping,
     raw_writer,
@@ -29,21 +33,12 @@ from chat.gateway_io import (
     transport_backlog,
     transport_of,
 )
-from chat.session import Session
-from chat.threads import in_thread
+from chat.gateway.threads import in_thread
 from communities.services.accounts import ws_ticket_of_disabled_account, ws_ticket_redeem
-from fanout.delivery import Delivery
-from fanout.gateway import Gateway, gateway_for_running_loop
-from fanout.hub import hub_for_running_loop
+from fanout.connections import LocalConnections
+from fanout.transport import current as fanout_transport
 
 logger = logging.getLogger(__name__)
-
-CLOSE_BAD_TICKET = 4401
-CLOSE_HEARTBEAT = 4408
-CLOSE_SLOW = 4429
-CLOSE_DISABLED = 4509
-CLOSE_TOO_BIG = 1009
-CLOSE_TRY_AGAIN = 1013  # the fan-out registry is out of reach: reconnect later
 
 
 class GatewayConsumer(AsyncWebsocketConsumer):
@@ -51,14 +46,11 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = "__sphere_none__"
 
     user: User
-    gateway: Gateway
+    gateway: LocalConnections
     raw: Callable[[bytes], bool] | None = None
-    delivery: Delivery
     session: Session
 
     async def connect(self) -> None:
-        from chat.handshake import ticket_of
-
         self.closed = False
         self.outbox: asyncio.Queue[bytes | None] | None = None  # the ASGI send path only
         self.queued_bytes = 0
@@ -91,27 +83,19 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         )
         if user is None:
             # 4509 tells the client not to reconnect: a new ticket would not help.
-            await self._close(CLOSE_DISABLED if disabled else CLOSE_BAD_TICKET)
+            await self._close(p.CLOSE_DISABLED if disabled else p.CLOSE_BAD_TICKET)
             return
         self.user = user
         self.user_id = user.pk
         self.last_life = time.monotonic()
         # The server answers WebSocket pings itself; they are life all the same.
         on_ping(self.base_send, self._alive)
-        self.delivery = Delivery(
-            self._enqueue,
-            self._resync_frame,
-            drain=self._drain,
-            user_id=user.pk,
-            revoked=self._revoked_by_store,
-        )
+        # Attached before the session reads the rooms for hello: it holds what the hub hands
+        # over until hello is queued.
         self.session = Session(self)
-        # Attach before reading the rooms for hello, and hold what the hub hands over until
-        # hello is queued: an access change in between is then applied, not lost.
-        self.held: list[tuple[str, int, int, bytes, int]] | None = []
-        if not settings.SCALED:
-            hub_for_running_loop()  # the embedded partitions run beside this gateway
-        self.gateway = gateway_for_running_loop()
+        # This process's connections (with the embedded partitions beside them, where the
+        # mode runs them in process).
+        self.gateway = fanout_transport().connections()
         try:
             first = await self.gateway.attach(self)
         except Exception as exc:
@@ -122,18 +106,9 @@ class GatewayConsumer(AsyncWebsocketConsumer):
                 type(exc).__name__,
             )
             del self.gateway
-            await self._close(CLOSE_TRY_AGAIN)
+            await self._close(p.CLOSE_TRY_AGAIN)
             return
-        hello = await self.session.hello()
-        self._enqueue(hello)
-        held, self.held = self.held, None
-        for kind, room_id, head_seq, frame, version in held:
-            if kind == "revoke":
-                self.revoke_room(room_id, frame, version)
-            elif kind == "grant":
-                self.grant_room(room_id, head_seq, frame, version)
-            else:
-                self.deliver_frame(frame)
+        await self.session.send_hello()
         if self.raw is None:
             # Only the ASGI send path needs a queue and a task of its own per connection.
             self.outbox = asyncio.Queue()
@@ -150,8 +125,8 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         heartbeats.forget(self)
         for task in getattr(self, "tasks", []):
             task.cancel()
-        if hasattr(self, "delivery"):
-            self.delivery.close()
+        if hasattr(self, "session"):
+            self.session.close()
         await self._leave()
 
     async def _leave(self) -> None:
@@ -162,7 +137,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         data: str | bytes = text_data if text_data is not None else (bytes_data or b"")
         if len(data) > p.MAX_FRAME:  # where the server did not enforce the limit itself
-            await self._close(CLOSE_TOO_BIG)
+            await self._close(p.CLOSE_TOO_BIG)
             return
         self._alive()
         if not hasattr(self, "session"):
@@ -170,58 +145,31 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         try:
             frame = p.decode(data)
         except p.BadFrame as exc:
-            self._enqueue(p.encode(p.Error(code="bad_frame", message=str(exc), ref=p.ref_of(data))))
+            self.send_now(p.Error(code="bad_frame", message=str(exc), ref=p.ref_of(data)))
             return
         await self.session.handle(frame)
 
-    # --- the hub's side (fanout.interfaces.Connection) -----------------------------------------
+    # --- the tier's side (fanout.hooks.Connection), forwarded to the session ----------------------
 
     def deliver_event(self, room_id: int, seq: int, frame: bytes) -> bool:
-        return self.delivery.offer(room_id, seq, frame)
+        return self.session.delivery.offer(room_id, seq, frame)
 
     def deliver_frame(self, frame: bytes) -> None:
-        if self.held is not None:
-            self.held.append(("frame", 0, 0, frame, 0))
-        elif self.session.accepts_ephemeral(frame):
-            self._enqueue(frame)
+        self.session.deliver_frame(frame)
 
     def revoke_room(self, room_id: int, frame: bytes, version: int = 0) -> None:
-        if self.held is not None:
-            self.held.append(("revoke", room_id, 0, frame, version))
-            return
-        if not self.session.access_news(room_id, version):
-            return  # a redelivered or late item: a newer change (or hello) is applied already
-        self.delivery.stop(room_id)
-        self.session.lose_room(room_id)
-        self._enqueue(frame)
+        self.session.revoke_room(room_id, frame, version)
 
     def grant_room(self, room_id: int, head_seq: int, frame: bytes, version: int = 0) -> None:
-        if self.held is not None:
-            self.held.append(("grant", room_id, head_seq, frame, version))
-            return
-        if not self.session.access_news(room_id, version):
-            return
-        self.session.gain_room(room_id, head_seq)
-        self._enqueue(frame)
-        if self.session.started:
-            self.delivery.start_live(room_id, head_seq)
-            # An event of the room handled before this grant was dropped here: fetch it.
-            self.delivery.catch_up(room_id)
-
-    def _revoked_by_store(self, room_id: int) -> None:
-        """A read from the database found the room no longer readable (its ``room.removed``
-        never came, or is still on its way): stop it here and say so."""
-        self.session.lose_room(room_id)
-        self._enqueue(p.encode(p.RoomRemoved(room=room_id, reason="removed")))
+        self.session.grant_room(room_id, head_seq, frame, version)
 
     def recover(self) -> None:
-        if self.held is None and self.session.started:
-            for room_id in list(self.delivery.rooms):
-                self.delivery.catch_up(room_id)
+        self.session.recover()
 
-    # --- output ------------------------------------------------------------------------------
+    # --- output -----------------------------------------------------------------------------------
 
-    def _enqueue(self, frame: bytes) -> None:
+    def enqueue(self, frame: bytes) -> None:
+        """Queue an encoded frame; nothing once the connection is closing."""
         if self.closed:
             return
         if self.raw is not None:
@@ -239,34 +187,37 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             return
         self.outbox.put_nowait(frame)
 
+    def send_now(self, frame: p.ServerFrame) -> None:
+        """Encode and queue a server frame."""
+        self.enqueue(p.encode(frame))
+
     def _slow(self) -> None:
         logger.info("closing a slow connection of user %s (4429)", self.user_id)
         self.closed = True
-        self.tasks.append(asyncio.ensure_future(self._close(CLOSE_SLOW)))
+        self.close_soon(p.CLOSE_SLOW)
 
     def _pressure(self) -> int:
         return self.queued_bytes + transport_backlog(self.transport)
 
-    async def _drain(self) -> None:
+    async def drain(self) -> None:
         """Let a replay wait while this connection's unsent bytes are above half the bound:
         only a client that does not read at all is closed (4429, or 4408 when it also stops
-        sending), never one that is merely catching up."""
+        sending), never one that is merely catching up (docs/protocol.md, "Staying in step")."""
         low = settings.WS_OUTBOUND_BUFFER // 2
         while not self.closed and self._pressure() > low:  # noqa: ASYNC110 (a socket buffer: no event to await)
             await asyncio.sleep(0.005)
-
-    def _resync_frame(self, room_id: int, from_seq: int) -> bytes:
-        return p.encode(p.RoomResync(room=room_id, from_seq=from_seq))
 
     async def _writer(self) -> None:
         assert self.outbox is not None
         while True:
             frame = await self.outbox.get()
             if frame is None:
-                await self._close(CLOSE_SLOW)
+                await self._close(p.CLOSE_SLOW)
                 return
             self.queued_bytes -= len(frame)
             await self.send(text_data=frame.decode())
+
+    # --- life and closing -------------------------------------------------------------------------
 
     def _alive(self) -> None:
         self.last_life = time.monotonic()
@@ -274,47 +225,13 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     def silent_for(self, now: float) -> float:
         return now - self.last_life
 
+    def close_soon(self, code: int) -> None:
+        """Close with ``code`` from a caller that cannot wait (a write, the heartbeat)."""
+        self.tasks.append(asyncio.ensure_future(self._close(code)))
+
     async def _close(self, code: int) -> None:
         self.closed = True
         # Leave before the close handshake ends: a client that stopped reading may never
         # answer it, and must not count as online (or be written to) meanwhile.
         await self._leave()
         await self.close(code=code)
-
-    def send_now(self, frame: Any) -> None:
-        """Queue a server frame (a Struct or dict) for this connection."""
-        self._enqueue(p.encode(frame))
-
-
-class Heartbeats:
-    """One task per event loop watches every connection's last sign of life (a frame, or a
-    WebSocket ping) and closes with 4408 those silent for three heartbeats: no task per
-    connection, whose memory would grow with every idle socket."""
-
-    def __init__(self) -> None:
-        self.watched: weakref.WeakSet[GatewayConsumer] = weakref.WeakSet()
-        self.task: asyncio.Task[None] | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-
-    def watch(self, consumer: GatewayConsumer) -> None:
-        loop = asyncio.get_running_loop()
-        if self.task is None or self.task.done() or self.loop is not loop:
-            self.loop, self.watched = loop, weakref.WeakSet()
-            self.task = loop.create_task(self._run())
-        self.watched.add(consumer)
-
-    def forget(self, consumer: GatewayConsumer) -> None:
-        self.watched.discard(consumer)
-
-    async def _run(self) -> None:
-        while True:
-            period = settings.WS_HEARTBEAT_S
-            await asyncio.sleep(period / 2)
-            now = time.monotonic()
-            for consumer in list(self.watched):
-                if not consumer.closed and consumer.silent_for(now) > 3 * period:
-                    self.watched.discard(consumer)
-                    consumer.tasks.append(asyncio.ensure_future(consumer._close(CLOSE_HEARTBEAT)))
-
-
-heartbeats = Heartbeats()

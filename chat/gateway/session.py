@@ -1,7 +1,14 @@
-"""One connection's protocol state and its client-frame handlers.
+"""One connection's protocol state: the rooms it reads, and its client-frame handlers.
+
+Every decision about a room's access on the connection is taken here: which rooms it may read
+(``hello``, then ``room.added``/``room.removed``), whether an access change is newer than the
+last one applied, where each room starts at the first ``sync``, and the room cursors of
+``fanout.delivery.Delivery``. The consumer only forwards what the fan-out tier hands over and
+writes what the session queues.
 
 The handlers call the same services as REST, in a worker thread, and answer with ``ack`` or
-``error`` carrying the frame's ``ref``. Room events start flowing at the first ``sync``.
+``error`` carrying the frame's ``ref``. Room events start flowing at the first ``sync``
+(docs/protocol.md, "Staying in step").
 """
 
 from __future__ import annotations
@@ -9,34 +16,53 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
 
 from chat import protocol as p
-from chat.selectors import rooms_with_unread
+from chat.gateway.threads import in_thread
+from chat.selectors import message_get_for_reader, rooms_with_unread
 from chat.services import messages as message_services
 from chat.services import reactions as reaction_services
-from chat.threads import in_thread
+from chat.services.read_markers import read_marker_move
 from chat.wire import user_dict
 from communities.events import room_info
 from communities.models import Room
 from communities.selectors import room_get_for_reader, room_reader_ids, rooms_readable
 from fanout import publish
+from fanout.delivery import Delivery
+from sphere.cache import cache_is_shared
 from sphere.errors import ApplicationError, NotFound
 
 logger = logging.getLogger(__name__)
 
-if TYPE_CHECKING:
-    from chat.consumers import GatewayConsumer
+# What the hub hands over before ``hello`` is queued: (kind, room, head_seq, frame, version),
+# kind being "frame", "grant" or "revoke".
+Held = tuple[str, int, int, bytes, int]
+
+
+class Socket(Protocol):
+    """What the session needs of its connection: the user, and the way out."""
+
+    user: User
+
+    def enqueue(self, frame: bytes) -> None:
+        """Queue an encoded frame (dropped once the connection is closing)."""
+
+    def send_now(self, frame: p.ServerFrame) -> None:
+        """Encode and queue a server frame."""
+
+    async def drain(self) -> None:
+        """Return once the connection's unsent bytes are low enough for a replay to go on."""
 
 
 class Session:
-    def __init__(self, connection: GatewayConsumer) -> None:
-        self.connection = connection
-        self.user: User = connection.user
+    def __init__(self, socket: Socket) -> None:
+        self.socket = socket
+        self.user: User = socket.user
         self.readable: set[int] = set()
         self.hello_heads: dict[int, int] = {}
         # The access version of each room as last applied here (hello, room.added/removed):
@@ -45,10 +71,33 @@ class Session:
         self.started = False
         self.typed_at: dict[int, float] = {}
         self.own_reads: set[bytes] = set()
+        # The connection attaches to the gateway before the rooms for hello are read; what the
+        # hub hands over meanwhile waits here until hello is queued, and is then applied in
+        # order: an access change in between is applied, not lost.
+        self.held: list[Held] | None = []
+        self.delivery = Delivery(
+            socket.enqueue,
+            self._resync_frame,
+            drain=socket.drain,
+            user_id=self.user.pk,
+            revoked=self._revoked_by_store,
+        )
 
-    # --- connection lifecycle ------------------------------------------------------------------
+    # --- connection lifecycle ---------------------------------------------------------------------
 
-    async def hello(self) -> bytes:
+    async def send_hello(self) -> None:
+        """Queue ``hello``, then apply what the hub handed over since the connection attached."""
+        self.socket.enqueue(await self._hello())
+        held, self.held = self.held or [], None
+        for kind, room_id, head_seq, frame, version in held:
+            if kind == "revoke":
+                self.revoke_room(room_id, frame, version)
+            elif kind == "grant":
+                self.grant_room(room_id, head_seq, frame, version)
+            else:
+                self.deliver_frame(frame)
+
+    async def _hello(self) -> bytes:
         rooms = await in_thread(self._rooms)()
         self.readable = {room["id"] for room in rooms}
         self.hello_heads = {room["id"]: room["head_seq"] for room in rooms}
@@ -67,15 +116,8 @@ class Session:
         self.access_versions = {room.pk: room.access_version for room in rooms}
         return [room_info(room, getattr(room, "unread", 0)) for room in rooms]
 
-    def access_news(self, room_id: int, version: int) -> bool:
-        """Whether an access change of ``version`` is newer than what this connection has
-        applied for the room; if so it becomes the room's version here. Version 0: unknown,
-        always applied."""
-        if version and version <= self.access_versions.get(room_id, 0):
-            return False
-        if version:
-            self.access_versions[room_id] = version
-        return True
+    def close(self) -> None:
+        self.delivery.close()
 
     async def presence(self, status: Literal["online", "offline"]) -> None:
         """Tell those sharing a room of at most PRESENCE_MAX_ROOM members that the user came
@@ -98,22 +140,77 @@ class Session:
         audience.discard(self.user.pk)
         return audience
 
-    def gain_room(self, room_id: int, head_seq: int) -> None:
+    # --- what the fan-out tier hands over (fanout.hooks.Connection) -------------------------------
+
+    def deliver_frame(self, frame: bytes) -> None:
+        if self.held is not None:
+            self.held.append(("frame", 0, 0, frame, 0))
+        elif self._accepts_ephemeral(frame):
+            self.socket.enqueue(frame)
+
+    def revoke_room(self, room_id: int, frame: bytes, version: int = 0) -> None:
+        if self.held is not None:
+            self.held.append(("revoke", room_id, 0, frame, version))
+            return
+        if not self._access_news(room_id, version):
+            return  # a redelivered or late item: a newer change (or hello) is applied already
+        self.delivery.stop(room_id)
+        self._lose_room(room_id)
+        self.socket.enqueue(frame)
+
+    def grant_room(self, room_id: int, head_seq: int, frame: bytes, version: int = 0) -> None:
+        if self.held is not None:
+            self.held.append(("grant", room_id, head_seq, frame, version))
+            return
+        if not self._access_news(room_id, version):
+            return
+        self._gain_room(room_id, head_seq)
+        self.socket.enqueue(frame)
+        if self.started:
+            self.delivery.start_live(room_id, head_seq)
+            # An event of the room handled before this grant was dropped here: fetch it.
+            self.delivery.catch_up(room_id)
+
+    def recover(self) -> None:
+        if self.held is None and self.started:
+            for room_id in list(self.delivery.rooms):
+                self.delivery.catch_up(room_id)
+
+    def _revoked_by_store(self, room_id: int) -> None:
+        """A read from the database found the room no longer readable (its ``room.removed``
+        never came, or is still on its way): stop it here and say so."""
+        self._lose_room(room_id)
+        self.socket.send_now(p.RoomRemoved(room=room_id, reason="removed"))
+
+    def _resync_frame(self, room_id: int, from_seq: int) -> bytes:
+        return p.encode(p.RoomResync(room=room_id, from_seq=from_seq))
+
+    def _access_news(self, room_id: int, version: int) -> bool:
+        """Whether an access change of ``version`` is newer than what this connection has
+        applied for the room; if so it becomes the room's version here. Version 0: unknown,
+        always applied."""
+        if version and version <= self.access_versions.get(room_id, 0):
+            return False
+        if version:
+            self.access_versions[room_id] = version
+        return True
+
+    def _gain_room(self, room_id: int, head_seq: int) -> None:
         self.readable.add(room_id)
         # Before the first sync, a gained room starts after its head like a room of hello.
         self.hello_heads[room_id] = head_seq
 
-    def lose_room(self, room_id: int) -> None:
+    def _lose_room(self, room_id: int) -> None:
         self.readable.discard(room_id)
 
-    def accepts_ephemeral(self, frame: bytes) -> bool:
+    def _accepts_ephemeral(self, frame: bytes) -> bool:
         """``read`` goes to the user's other connections: drop the echo of our own."""
         if frame in self.own_reads:
             self.own_reads.discard(frame)
             return False
         return True
 
-    # --- client frames -------------------------------------------------------------------------
+    # --- client frames ----------------------------------------------------------------------------
 
     async def handle(self, frame: p.AnyClientFrame) -> None:
         try:
@@ -131,7 +228,7 @@ class Session:
                 code="internal", message="The server failed to handle this frame.", ref=frame.ref
             )
         if answer is not None:
-            self.connection.send_now(answer)
+            self.socket.send_now(answer)
 
     async def _dispatch(self, frame: p.AnyClientFrame) -> Any:
         match frame:
@@ -169,7 +266,7 @@ class Session:
         room = Room.objects.select_related("community").filter(pk=frame.room).first()
         if room is None:
             raise NotFound("No such room.")
-        return message_services.post_message(
+        return message_services.message_post(
             actor=self.user,
             room=room,
             body=frame.body,
@@ -180,24 +277,22 @@ class Session:
     def _read(self, frame: p.Read) -> int:
         room = self._room(frame.room)
         # Known before the marker moves: its ``read`` may come back before this returns.
-        echo = p.encode({"type": "read", "room": room.pk, "seq": frame.seq})
+        echo = p.encode(p.ReadEvent(room=room.pk, seq=frame.seq))
         self.own_reads.add(echo)
-        marker = reaction_services.mark_read(actor=self.user, room=room, seq=frame.seq)
+        marker = read_marker_move(actor=self.user, room=room, seq=frame.seq)
         if marker.seq != frame.seq:  # clamped to the head, or already further
             self.own_reads.discard(echo)
-            self.own_reads.add(p.encode({"type": "read", "room": room.pk, "seq": marker.seq}))
+            self.own_reads.add(p.encode(p.ReadEvent(room=room.pk, seq=marker.seq)))
         return marker.seq
 
     def _message_act(self, frame: Any) -> int:
         """Edit, delete or react; returns the room's head seq after the act."""
-        message = message_services.message_get_for_reader(
-            actor=self.user, message_id=frame.message_id
-        )
+        message = message_get_for_reader(actor=self.user, message_id=frame.message_id)
         match frame:
             case p.MessageEdit():
-                message_services.edit_message(actor=self.user, message=message, body=frame.body)
+                message_services.message_edit(actor=self.user, message=message, body=frame.body)
             case p.MessageDelete():
-                message_services.delete_message(actor=self.user, message=message)
+                message_services.message_delete(actor=self.user, message=message)
             case p.ReactionAdd():
                 reaction_services.reaction_add(actor=self.user, message=message, emoji=frame.emoji)
             case p.ReactionRemove():
@@ -209,7 +304,7 @@ class Session:
     async def _typing(self, frame: p.Typing) -> None:
         """At most one ``typing`` per user and room every TYPING_INTERVAL_S, whichever of the
         user's connections (in whichever gateway) sends it: the slot is a cache key, taken
-        atomically by ``cache.add`` (Redis in the scaled mode)."""
+        atomically by ``cache.add`` (Redis in the scaled mode, shared by every gateway)."""
         if frame.room not in self.readable:
             raise NotFound("No such room.")
         interval = settings.TYPING_INTERVAL_S
@@ -220,7 +315,7 @@ class Session:
             return
         key = f"sphere:typing:{self.user.pk}:{frame.room}"
         timeout = math.ceil(interval)  # Redis keeps whole seconds: round up, keep the promise
-        if settings.SCALED:
+        if cache_is_shared():
             taken = await in_thread(cache.add)(key, 1, timeout)
         else:
             taken = cache.add(key, 1, timeout)  # local memory: no I/O to take off the loop
@@ -239,13 +334,13 @@ class Session:
         for room_id in sorted(set(named) - self.readable):
             # The frame's one answer cannot refuse a part of it: each refused room has its own
             # error, naming it (missing and unreadable alike, as everywhere).
-            self.connection.send_now(
+            self.socket.send_now(
                 p.Error(code="not_found", message=f"No such room: {room_id}.", ref=frame.ref)
             )
         heads = await in_thread(self._heads)(set(named) & self.readable)
         first = not self.started
         self.started = True
-        delivery = self.connection.delivery
+        delivery = self.delivery
         synced: dict[str, int] = {}
         for room_id in sorted(self.readable):
             if room_id not in self.readable:

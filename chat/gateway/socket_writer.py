@@ -1,15 +1,24 @@
 """What the gateway needs of the server's WebSocket protocol that ASGI does not give it: a
-size limit enforced before buffering, word of the client's pings, and how many bytes the server
-has accepted for a connection but not yet written to its socket.
+size limit enforced before buffering, word of the client's pings, how many bytes the server has
+accepted for a connection but not yet written to its socket, and a writer that puts an already
+framed message on the socket without a task hop.
 
 Daphne's ``send`` callable is ``partial(server.handle_reply, protocol)``, which is how the
-gateway reaches the autobahn protocol object. Under any other server each function here says
-it could not (False, None or 0) and the gateway goes on without it.
+gateway reaches the autobahn protocol object and, through it, Twisted's transport. Under any
+other server each function here says it could not (False, None or 0) and the gateway goes on
+without it.
 
 ASGI gives an application no backpressure: under daphne, ``send`` returns at once and a client
 that stops reading makes Twisted's write buffer grow without bound. Reading the protocol's
 transport buffer lets the gateway close such a connection (4429) before it costs the process
 its memory; elsewhere the gateway's own queue bound alone applies.
+
+Everything here reaches into daphne, autobahn and Twisted internals: the protocol's
+``maxMessagePayloadSize``, ``maxFramePayloadSize``, ``failByDrop``, ``onPing``, ``sendData``,
+``send_queue``, ``state``/``STATE_OPEN`` and ``_perMessageCompress``; the transport's
+``socket``, ``TLS``, ``dataBuffer``, ``offset``, ``_tempDataLen``, ``disconnecting`` and
+``write``. ``tests/chat/test_socket_writer.py`` checks each of them on a real daphne server, so
+an upgrade that changes one fails there rather than in production.
 """
 
 from __future__ import annotations
@@ -53,8 +62,8 @@ def limit_message_size(send: Any, limit: int) -> bool:
 def on_ping(send: Any, callback: Callable[[], None]) -> bool:
     """Call ``callback`` on every WebSocket ping the client sends, before the protocol answers
     it. Autobahn answers pings itself and tells the application nothing, yet a ping is life to
-    the heartbeat (CONTRACT.md section 4). True where the server allows it (daphne); elsewhere
-    only frames count as life."""
+    the heartbeat (docs/protocol.md, "Staying in step"). True where the server allows it
+    (daphne); elsewhere only frames count as life."""
     protocol = _protocol(send)
     answer = getattr(protocol, "onPing", None)
     if answer is None or not callable(answer):

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from chat.models import BlockedTerm, Message
 from communities.models import Community, Room
+from sphere.cache import cache_is_shared
 from sphere.errors import ApplicationError, RateLimited
 
 _PERIODS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
@@ -41,7 +42,7 @@ def check_message_rate(*, user_id: int) -> None:
     """
     count, period = parse_rate(settings.MESSAGE_RATE)
     key = f"rate:msg:{user_id}"
-    if settings.SCALED:
+    if cache_is_shared():
         used, left_ms = _count_in_redis(cache.make_key(key), period)
         if used > count:
             raise RateLimited(
@@ -66,6 +67,8 @@ def check_message_rate(*, user_id: int) -> None:
 
 
 def check_slow_mode(*, room: Room, user_id: int) -> None:
+    """Raise RateLimited (code ``slow_mode``, with ``retry_after``) when the user's last message
+    in the room is more recent than the room's slow mode allows."""
     if not room.slow_mode_s:
         return
     last = (

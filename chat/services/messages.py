@@ -1,4 +1,5 @@
-"""Posting, editing and deleting messages."""
+"""Posting, editing and deleting messages (a reader fetches one with
+``chat.selectors.message_get_for_reader``)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def _mentions(room: Room, body: str) -> list[int]:
     return sorted(set(named.values_list("pk", flat=True)) & room_reader_ids(room_id=room.pk))
 
 
-def post_message(
+def message_post(
     *, actor: User, room: Room, body: str, client_msg_id: str, reply_to: int | None = None
 ) -> tuple[Message, bool]:
     """Post a message; returns ``(message, created)``.
@@ -143,21 +144,10 @@ def _existing(room: Room, actor: User, client_msg_id: str) -> Message | None:
     return mine.select_related("author").first()
 
 
-def message_get_for_reader(*, actor: User, message_id: int) -> Message:
-    """The message if ``actor`` can read its room; NotFound alike for missing and unreadable."""
-    message = (
-        Message.objects.select_related("room", "room__community", "author")
-        .filter(pk=message_id)
-        .first()
-    )
-    if message is None or not room_can_read(user=actor, room=message.room):
-        raise NotFound("No such message.")
-    return message
-
-
-def edit_message(*, actor: User, message: Message, body: str) -> Message:
-    """The author edits the body. Raises Forbidden (not the author), Conflict (deleted),
-    Invalid, BlockedContent, Muted. Emits ``message.edited``."""
+def message_edit(*, actor: User, message: Message, body: str) -> Message:
+    """The author edits the body. Raises Forbidden (not the author), NotFound (no longer a
+    reader), Muted, Invalid, BlockedContent, Conflict (deleted). Emits ``message.edited``; a
+    flag term the edit brings in opens a Report."""
     if message.author_id != actor.pk:
         raise Forbidden("Only the author can edit a message.")
     membership = _membership(actor, message.room)
@@ -186,9 +176,10 @@ def edit_message(*, actor: User, message: Message, body: str) -> Message:
     return message
 
 
-def delete_message(*, actor: User, message: Message) -> Message:
+def message_delete(*, actor: User, message: Message) -> Message:
     """Soft-delete: the author, or a moderator and up who outranks the author (audited as
-    ``message.delete``). Deleting again is a no-op. Emits ``message.deleted``."""
+    ``message.delete``). Deleting again is a no-op. Raises Forbidden for anyone else. Emits
+    ``message.deleted``."""
     room = message.room
     if message.author_id != actor.pk:
         mine = Membership.objects.filter(community_id=room.community_id, user=actor).first()
@@ -220,9 +211,7 @@ def delete_message(*, actor: User, message: Message) -> Message:
 
 
 def _urls(body: str) -> tuple[str, ...]:
-    """The message's links, for link reach (counted by the fan-out tier)."""
-    try:
-        from fanout.reach import urls_in
-    except ImportError:  # pragma: no cover - reach is part of every install
-        return ()
+    """The message's links, for link reach (counted when the fan-out tier routes the event)."""
+    from chat.links import urls_in
+
     return urls_in(body)

@@ -1,65 +1,39 @@
-"""The report queue: reading it and resolving reports (moderators and up)."""
+"""Reports: a reader opens one, a moderator resolves it. Reading the queue is in
+``chat.selectors``."""
 
 from __future__ import annotations
 
 from django.contrib.auth.models import User
-from django.db import transaction
-from django.db.models import QuerySet
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chat.models import Report
-from chat.services.messages import delete_message
-from communities.models import Community, Room
-from communities.roles import Role
-from communities.selectors import readable_rooms_filter
-from communities.services.access import is_banned, require_role
+from chat.models import Message, Report
+from chat.services.messages import message_delete
+from communities.services.access import is_banned
 from communities.services.audit import audit_record
 from communities.services.members import member_mute
 from communities.services.moderation import ban_create
-from sphere.errors import ApplicationError, Conflict, Invalid, NotFound
+from sphere.errors import Conflict, Invalid, NotFound
 
 ACTIONS = ("dismiss", "delete_message", "mute_author", "ban_author")
 
 
-def _readable(actor: User, community: Community) -> QuerySet[Room]:
-    return Room.objects.filter(readable_rooms_filter(actor), community=community)
-
-
-def reports_for_moderator(
-    *, actor: User, community: Community, status: str | None = None
-) -> QuerySet[Report]:
-    """Reports on messages of the community's rooms that the moderator can read, newest first.
-    Raises NotFound/Forbidden as ``require_role`` does."""
-    require_role(actor=actor, community=community, minimum=Role.MODERATOR)
-    rooms = _readable(actor, community).values("pk")
-    qs = Report.objects.filter(message__room_id__in=rooms)
-    if status:
-        qs = qs.filter(status=status)
-    return (
-        qs.select_related("message__author", "message__room", "reporter")
-        .prefetch_related("message__reactions")
-        .order_by("-created_at", "-id")
-    )
-
-
-def report_get_for_moderator(*, actor: User, report_id: int) -> Report:
-    """The report if the caller moderates its community and reads its room; NotFound alike
-    for a missing report and one the caller may not see."""
-    report = (
-        Report.objects.select_related("message__room__community", "message__author", "reporter")
-        .filter(pk=report_id)
-        .first()
-    )
-    if report is None:
-        raise NotFound("No such report.")
-    community = report.message.room.community
+def report_create(*, actor: User, message: Message, reason: str) -> Report:
+    """Report a message to the community's moderators (a reader's act; the caller fetched the
+    message with ``chat.selectors.message_get_for_reader``). Raises Invalid (a reason not 1 to
+    1,000 characters after trimming), Conflict (a deleted message, or an open report of this
+    reporter on it already). Emits no event: moderators find it in the queue (docs/api.md,
+    Reports; docs/moderation.md)."""
+    reason = reason.strip()
+    if not 1 <= len(reason) <= 1000:
+        raise Invalid("A reason is 1 to 1,000 characters.", fields={"reason": ["1 to 1,000."]})
+    if message.deleted:
+        raise Conflict("The message was deleted.")
     try:
-        require_role(actor=actor, community=community, minimum=Role.MODERATOR)
-    except ApplicationError as exc:
-        raise NotFound("No such report.") from exc
-    if not _readable(actor, community).filter(pk=report.message.room_id).exists():
-        raise NotFound("No such report.")
-    return report
+        with transaction.atomic():
+            return Report.objects.create(message=message, reporter=actor, reason=reason)
+    except IntegrityError as exc:  # the open report of this reporter, concurrent or earlier
+        raise Conflict("You already reported this message.") from exc
 
 
 def report_resolve(
@@ -67,9 +41,10 @@ def report_resolve(
 ) -> Report:
     """Resolve an open report with one action on its message or author; the rank rule applies
     to the author. Records ``report.resolve`` besides the act's own entry (``message.delete``,
-    ``member.mute``, ``member.ban``); the act takes effect live. Raises Conflict for a report
-    already resolved or an author who is no longer a member (mute), Forbidden by rank, Invalid
-    for an unknown action or a mute without ``minutes``."""
+    ``member.mute``, ``member.ban``); the act takes effect live and emits what its service
+    emits (``message.deleted``; ``room.removed`` to a banned author). Raises Conflict for a
+    report already resolved or an author who is no longer a member (mute), Forbidden by rank,
+    Invalid for an unknown action or a mute without ``minutes``."""
     if action not in ACTIONS:
         raise Invalid("Unknown action.", fields={"action": [f"One of {', '.join(ACTIONS)}."]})
     if action == "mute_author" and minutes is None:
@@ -81,7 +56,7 @@ def report_resolve(
         if report.status == Report.Status.RESOLVED:
             raise Conflict("This report is already resolved.")
         if action == "delete_message":
-            delete_message(actor=actor, message=message)
+            message_delete(actor=actor, message=message)
         elif action == "mute_author":
             try:
                 member_mute(

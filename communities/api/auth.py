@@ -48,7 +48,7 @@ class TokenView(_Public):
         user = accounts.user_authenticate(
             username=data["username"], password=data["password"], request=request._request
         )
-        return Response({"token": accounts.token_for(user=user)})
+        return Response({"token": accounts.token_issue(user=user)})
 
 
 def _enforce_csrf(request: HttpRequest) -> None:

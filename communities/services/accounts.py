@@ -73,7 +73,8 @@ def user_authenticate(*, username: str, password: str, request: HttpRequest) -> 
     return user
 
 
-def token_for(*, user: User) -> str:
+def token_issue(*, user: User) -> str:
+    """The user's API token: made on the first call, the same one on every later call."""
     token, _ = Token.objects.get_or_create(user=user)
     return token.key
 

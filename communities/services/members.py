@@ -34,7 +34,7 @@ def _add_member(*, community: Community, user_id: int) -> Membership:
     return membership
 
 
-def end_membership(*, community: Community, user_id: int, reason: str) -> None:
+def membership_end(*, community: Community, user_id: int, reason: str) -> None:
     """Remove a user from the community and its private rooms (leave, kick, ban); their
     connections get ``room.removed`` with ``reason`` for every room they could read."""
     finish = events.track_user(user_id=user_id, community=community)
@@ -68,7 +68,7 @@ def community_leave(*, actor: User, community: Community) -> None:
         membership = require_role(actor=actor, community=community, minimum=Role.MEMBER)
         if membership.role == Role.OWNER:
             raise Conflict("The owner cannot leave; transfer ownership first.")
-        end_membership(community=community, user_id=actor.pk, reason="left")
+        membership_end(community=community, user_id=actor.pk, reason="left")
 
 
 def _target_membership(*, community: Community, user_id: int) -> Membership:
@@ -120,7 +120,7 @@ def member_kick(*, actor: User, community: Community, user_id: int) -> None:
         me = require_role(actor=actor, community=community, minimum=Role.MODERATOR)
         target = _target_membership(community=community, user_id=user_id)
         require_outranks(actor_role=me.role, target_role=target.role)
-        end_membership(community=community, user_id=user_id, reason="kicked")
+        membership_end(community=community, user_id=user_id, reason="kicked")
         audit_record(
             actor=actor,
             community=community,

@@ -15,7 +15,7 @@ from communities.services.access import (
     require_role,
 )
 from communities.services.audit import audit_record, user_target
-from communities.services.members import _add_member, end_membership, user_get
+from communities.services.members import _add_member, membership_end, user_get
 from sphere.errors import Conflict, NotFound
 
 MAX_REASON = 500
@@ -32,7 +32,7 @@ def ban_create(*, actor: User, community: Community, user_id: int, reason: str =
         require_outranks(actor_role=me.role, target_role=target.role if target else None)
         if is_banned(community=community, user_id=user_id):
             raise Conflict("This user is already banned.")
-        end_membership(community=community, user_id=user_id, reason="banned")
+        membership_end(community=community, user_id=user_id, reason="banned")
         JoinRequest.objects.filter(community=community, user_id=user_id).delete()
         ban = Ban.objects.create(
             community=community, user=target_user, reason=reason.strip()[:MAX_REASON], by=actor

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from chat.models import Message
-from chat.services.messages import post_message
+from chat.services.messages import message_post
 from fanout import publish
 
 _counter = iter(range(1, 10**9))
@@ -101,7 +101,7 @@ def new_client_msg_id() -> str:
 def post(user: Any, room: Any, body: str = "hello", **kwargs: Any) -> Message:
     """A message posted through the service (the rules under test elsewhere)."""
     kwargs.setdefault("client_msg_id", new_client_msg_id())
-    message, created = post_message(actor=user, room=room, body=body, **kwargs)
+    message, created = message_post(actor=user, room=room, body=body, **kwargs)
     assert created
     return message
 

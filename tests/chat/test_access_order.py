@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 
-from chat.services.messages import post_message
+from chat.services.messages import message_post
 from communities.services import members
 from fanout import publish
 from tests.chat.gateway_helpers import connect, quiet, send, until
@@ -29,7 +29,7 @@ def world() -> World:
 
 async def warm(world: World, *readers: Any) -> None:
     """A message routed before the change: the partition has the room's readers cached."""
-    await database_sync_to_async(post_message)(
+    await database_sync_to_async(message_post)(
         actor=world.users["admin"], room=world.general, body="before", client_msg_id="before"
     )
     for reader in readers:
@@ -61,7 +61,7 @@ async def test_a_message_published_before_the_kick_that_preceded_it_skips_the_ki
         actor=world.users["moderator"], community=world.community, user_id=world.target.pk
     )
     assert len(held_access) == 1  # the kick's room.removed has not gone out yet
-    await database_sync_to_async(post_message)(
+    await database_sync_to_async(message_post)(
         actor=world.users["admin"], room=world.general, body="after the kick", client_msg_id="k"
     )
     event = await until(admin, "message.new")
@@ -83,7 +83,7 @@ async def test_a_message_published_before_the_join_that_preceded_it_reaches_the_
     admin = await connect(world.users["admin"], sync={})
     await warm(world, admin)
     await database_sync_to_async(members.community_join)(actor=newcomer, community=world.community)
-    await database_sync_to_async(post_message)(
+    await database_sync_to_async(message_post)(
         actor=world.users["admin"], room=world.general, body="welcome", client_msg_id="w"
     )
     await quiet(comm, "message.new")  # the room is not live here until its room.added
@@ -110,7 +110,7 @@ async def test_a_late_grant_never_reopens_a_room_revoked_since(
     assert removed["reason"] == "left"
     grant()  # then the join's room.added, late: older than what was applied
     grant()  # and once more, as a redelivery would
-    await database_sync_to_async(post_message)(
+    await database_sync_to_async(message_post)(
         actor=world.users["admin"], room=world.general, body="members only", client_msg_id="m"
     )
     await quiet(comm, "room.added", "message.new")

@@ -162,15 +162,15 @@ def test_terms_are_kept_at_the_desk(world: World, settings: Any) -> None:
 
 @pytest.mark.django_db
 def test_an_edit_that_brings_in_a_flag_term_opens_a_report(terms: World) -> None:
-    from chat.services.messages import edit_message, post_message
+    from chat.services.messages import message_edit, message_post
 
     member = terms.users["member"]
-    message, _ = post_message(actor=member, room=terms.general, body="hi", client_msg_id="e")
+    message, _ = message_post(actor=member, room=terms.general, body="hi", client_msg_id="e")
     assert not Report.objects.exists()
-    edit_message(actor=member, message=message, body="what the heck")
+    message_edit(actor=member, message=message, body="what the heck")
     report = Report.objects.get(message=message)
     assert (report.reporter, report.reason) == (None, "automod: heck")
-    edit_message(actor=member, message=message, body="heck heck")
+    message_edit(actor=member, message=message, body="heck heck")
     assert Report.objects.filter(message=message).count() == 1  # one open report, not two
     with pytest.raises(BlockedContent):
-        edit_message(actor=member, message=message, body="darn")
+        message_edit(actor=member, message=message, body="darn")

@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 
 from chat.models import Message, RoomEvent
-from chat.services.messages import post_message
+from chat.services.messages import message_post
 from tests.chat.gateway_helpers import connect, until
 from tests.conftest import build_world
 from tests.factories import MembershipFactory
@@ -23,7 +23,7 @@ SENDERS, EACH = 20, 5
 
 def post(user: Any, room: Any, n: int) -> int:
     try:
-        message, _ = post_message(actor=user, room=room, body=f"m{n}", client_msg_id=f"c{n}")
+        message, _ = message_post(actor=user, room=room, body=f"m{n}", client_msg_id=f"c{n}")
         return message.seq
     finally:
         connection.close()
@@ -66,7 +66,7 @@ def post_or_refuse(user: Any, room: Any, n: int) -> str:
     from sphere.errors import RateLimited
 
     try:
-        post_message(actor=user, room=room, body=f"s{n}", client_msg_id=f"slow{n}")
+        message_post(actor=user, room=room, body=f"s{n}", client_msg_id=f"slow{n}")
         return "posted"
     except RateLimited as exc:
         return exc.code

@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from django.test import Client
 
 from chat.models import Message, Report
-from chat.services.messages import post_message
+from chat.services.messages import message_post
 from communities.models import AuditEntry, Ban, Membership
 from communities.services.desk import desk_grant
 from tests.chat.gateway_helpers import connect, quiet, until
@@ -34,7 +34,7 @@ def desk_client(world: World) -> Client:
 
 
 def reported(world: World, author: Any, body: str, key: str) -> Report:
-    message, _ = post_message(actor=author, room=world.general, body=body, client_msg_id=key)
+    message, _ = message_post(actor=author, room=world.general, body=body, client_msg_id=key)
     return Report.objects.create(message=message, reporter=world.users["member"], reason="rude")
 
 
@@ -109,14 +109,14 @@ async def test_a_report_s_page_shows_the_context_and_resolves_with_its_buttons(
 ) -> None:
     client = await sync_to_async(desk_client)(world)
     for n in range(4):
-        await sync_to_async(post_message)(
+        await sync_to_async(message_post)(
             actor=world.users["member"],
             room=world.general,
             body=f"before {n}",
             client_msg_id=f"b{n}",
         )
     report = await sync_to_async(reported)(world, world.target, "the bad one", "bad")
-    await sync_to_async(post_message)(
+    await sync_to_async(message_post)(
         actor=world.users["member"], room=world.general, body="after it", client_msg_id="a1"
     )
     page = (await sync_to_async(client.get)(f"{QUEUE}{report.pk}/change/")).content.decode()

@@ -8,7 +8,7 @@ from django.db import connection
 
 from chat import selectors
 from chat.models import Message
-from chat.services.messages import post_message
+from chat.services.messages import message_post
 from communities.models import Room
 from tests.chat.conftest import FanoutCapture, post
 from tests.conftest import build_world, in_threads
@@ -40,7 +40,7 @@ def test_concurrent_posts_take_consecutive_seqs(capture_fanout: FanoutCapture) -
     authors = [world.users[s] for s in ("owner", "admin", "moderator", "member")] * 3
     results = in_threads(
         [
-            lambda user=user, i=i: post_message(
+            lambda user=user, i=i: message_post(
                 actor=user, room=world.general, body=f"m{i}", client_msg_id=f"c{i}"
             )
             for i, user in enumerate(authors)
@@ -65,7 +65,7 @@ def test_concurrent_repeats_of_one_client_msg_id_make_one_message(
     member = world.users["member"]
     results = in_threads(
         [
-            lambda: post_message(
+            lambda: message_post(
                 actor=member, room=world.general, body="once", client_msg_id="same"
             )
             for _ in range(8)

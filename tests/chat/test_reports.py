@@ -8,7 +8,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat.models import Message, Report
-from chat.services.messages import post_message
+from chat.services.messages import message_post
 from communities.models import AuditEntry, Ban, Membership
 from tests.chat.gateway_helpers import connect, until
 from tests.conftest import World, build_world
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 def report_on(world: World, author: Any, room: Any = None, reason: str = "spam") -> Report:
-    message, _ = post_message(
+    message, _ = message_post(
         actor=author,
         room=room or world.general,
         body="bad words",

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from chat import selectors
 from chat.models import Message, Reaction, RoomEvent
-from chat.services import messages, reactions
+from chat.services import messages, reactions, read_markers, reports
 from communities.models import Membership, Room
 from sphere.errors import Conflict, Forbidden, Invalid, Muted, NotFound, RateLimited
 from tests.chat.conftest import FanoutCapture, post
@@ -19,18 +19,18 @@ from tests.conftest import World
 pytestmark = pytest.mark.django_db
 
 
-def test_post_message_is_idempotent_and_emits_once(
+def test_message_post_is_idempotent_and_emits_once(
     world: World, capture_fanout: FanoutCapture
 ) -> None:
     member = world.users["member"]
     with capture_fanout.committing():
-        first, created = messages.post_message(
+        first, created = messages.message_post(
             actor=member, room=world.general, body="hi", client_msg_id="x"
         )
     assert created
     Membership.objects.filter(user=member).update(muted_until=timezone.now() + timedelta(hours=1))
     with capture_fanout.committing():
-        again, created = messages.post_message(
+        again, created = messages.message_post(
             actor=member, room=world.general, body="other", client_msg_id="x"
         )
     assert not created
@@ -38,7 +38,7 @@ def test_post_message_is_idempotent_and_emits_once(
     assert capture_fanout.types() == ["message.new"]
     assert Message.objects.count() == 1
     with pytest.raises(Muted):
-        messages.post_message(actor=member, room=world.general, body="new", client_msg_id="y")
+        messages.message_post(actor=member, room=world.general, body="new", client_msg_id="y")
 
 
 def test_room_events_carry_seq_without_gaps(
@@ -49,9 +49,9 @@ def test_room_events_carry_seq_without_gaps(
         one = post(member, world.general, "one")
         reactions.reaction_add(actor=admin, message=one, emoji="👍")
         two = post(admin, world.general, "two")
-        messages.edit_message(actor=member, message=one, body="one!")
+        messages.message_edit(actor=member, message=one, body="one!")
         reactions.reaction_remove(actor=admin, message=one, emoji="👍")
-        messages.delete_message(actor=admin, message=two)
+        messages.message_delete(actor=admin, message=two)
         three = post(member, world.general, "three")
     assert [(e.seq, e.type) for e in capture_fanout.room_events] == [
         (1, "message.new"),
@@ -73,7 +73,7 @@ def test_nothing_is_emitted_for_a_refused_act(world: World, capture_fanout: Fano
     capture_fanout.clear()
     with capture_fanout.committing():
         with pytest.raises(Invalid):
-            messages.post_message(
+            messages.message_post(
                 actor=world.users["member"],
                 room=world.general,
                 body="x",
@@ -81,9 +81,9 @@ def test_nothing_is_emitted_for_a_refused_act(world: World, capture_fanout: Fano
                 reply_to=message.pk + 1000,
             )
         with pytest.raises(Forbidden):
-            messages.edit_message(actor=world.users["member"], message=message, body="x")
+            messages.message_edit(actor=world.users["member"], message=message, body="x")
         with pytest.raises(Forbidden):
-            messages.delete_message(actor=world.users["moderator"], message=message)
+            messages.message_delete(actor=world.users["moderator"], message=message)
         with pytest.raises(NotFound):
             reactions.reaction_remove(actor=world.users["member"], message=message, emoji="x")
     assert capture_fanout.room_events == []
@@ -95,13 +95,13 @@ def test_slow_mode_and_rate_limit_errors_carry_retry_after(world: World, setting
     room = Room.objects.get(pk=world.general.pk)
     post(world.users["member"], room)
     with pytest.raises(RateLimited) as slow:
-        messages.post_message(actor=world.users["member"], room=room, body="x", client_msg_id="b")
+        messages.message_post(actor=world.users["member"], room=room, body="x", client_msg_id="b")
     assert slow.value.code == "slow_mode"
     assert 0 < (slow.value.retry_after or 0) <= 60
     settings.MESSAGE_RATE = "1/min"
     post(world.users["admin"], room)
     with pytest.raises(RateLimited) as fast:
-        messages.post_message(actor=world.users["admin"], room=room, body="x", client_msg_id="c")
+        messages.message_post(actor=world.users["admin"], room=room, body="x", client_msg_id="c")
     assert fast.value.code == "rate_limited"
     assert 0 < (fast.value.retry_after or 0) <= 60
 
@@ -125,34 +125,36 @@ def test_reaction_add_is_idempotent(world: World, capture_fanout: FanoutCapture)
     assert Reaction.objects.count() == 1
 
 
-def test_mark_read_forward_only_and_clamped(world: World, capture_fanout: FanoutCapture) -> None:
+def test_read_marker_move_forward_only_and_clamped(
+    world: World, capture_fanout: FanoutCapture
+) -> None:
     member = world.users["member"]
     post(world.users["admin"], world.general)
     post(world.users["admin"], world.general)
     with capture_fanout.committing():
-        assert reactions.mark_read(actor=member, room=world.general, seq=5).seq == 2
-        assert reactions.mark_read(actor=member, room=world.general, seq=1).seq == 2
+        assert read_markers.read_marker_move(actor=member, room=world.general, seq=5).seq == 2
+        assert read_markers.read_marker_move(actor=member, room=world.general, seq=1).seq == 2
     assert [frame for _, frame in capture_fanout.user_frames] == [
         {"type": "read", "room": world.general.pk, "seq": 2}
     ]
     with pytest.raises(Invalid):
-        reactions.mark_read(actor=member, room=world.general, seq=-1)
+        read_markers.read_marker_move(actor=member, room=world.general, seq=-1)
 
 
-def test_report_message_once_per_reporter(world: World) -> None:
+def test_report_create_once_per_reporter(world: World) -> None:
     message = post(world.target, world.general)
-    report = reactions.report_message(actor=world.users["member"], message=message, reason=" x ")
+    report = reports.report_create(actor=world.users["member"], message=message, reason=" x ")
     assert (report.reason, report.status, report.reporter) == ("x", "open", world.users["member"])
     with pytest.raises(Conflict):
-        reactions.report_message(actor=world.users["member"], message=message, reason="again")
+        reports.report_create(actor=world.users["member"], message=message, reason="again")
 
 
 def test_message_get_for_reader_hides_unreadable_messages(world: World) -> None:
     secret = post(world.users["moderator"], world.private_room)
-    assert messages.message_get_for_reader(actor=world.users["admin"], message_id=secret.pk)
+    assert selectors.message_get_for_reader(actor=world.users["admin"], message_id=secret.pk)
     for user in [world.users["member"], world.users["outsider"], world.users["banned"]]:
         with pytest.raises(NotFound):
-            messages.message_get_for_reader(actor=user, message_id=secret.pk)
+            selectors.message_get_for_reader(actor=user, message_id=secret.pk)
 
 
 def test_history_selector_directions(world: World, no_message_rate: None) -> None:
@@ -174,7 +176,7 @@ def test_search_selector_hides_unreadable_and_deleted(world: World, no_message_r
     visible = post(world.users["admin"], world.general, "apples and pears")
     post(world.users["moderator"], world.private_room, "secret apples")
     gone = post(world.users["admin"], world.general, "rotten apples")
-    messages.delete_message(actor=world.users["admin"], message=gone)
+    messages.message_delete(actor=world.users["admin"], message=gone)
 
     def found(standing: str, q: str = "apples", **kwargs: Any) -> list[int]:
         qs = selectors.search(user=world.users[standing], q=q, **kwargs)
@@ -192,7 +194,7 @@ def test_search_selector_hides_unreadable_and_deleted(world: World, no_message_r
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK")
 
 
-def test_post_message_in_a_public_room_takes_seven_statements(world: World) -> None:
+def test_message_post_in_a_public_room_takes_seven_statements(world: World) -> None:
     """The hot path, pinned: membership, room lock, idempotency, automod terms, the message,
     the room's head and the event (no reactions query for a new message)."""
     from django.db import connection
@@ -214,10 +216,10 @@ def test_a_message_s_event_seq_follows_every_event_about_it(world: World) -> Non
     reactions.reaction_add(actor=world.users["admin"], message=message, emoji="👍")
     message.refresh_from_db()
     assert message.event_seq == message.seq + 1
-    edited = messages.edit_message(actor=member, message=message, body="v2")
+    edited = messages.message_edit(actor=member, message=message, body="v2")
     assert edited.event_seq == message.seq + 2
     reactions.reaction_remove(actor=world.users["admin"], message=edited, emoji="👍")
-    deleted = messages.delete_message(actor=member, message=Message.objects.get(pk=message.pk))
+    deleted = messages.message_delete(actor=member, message=Message.objects.get(pk=message.pk))
     assert deleted.event_seq == message.seq + 4
     head = Room.objects.get(pk=world.general.pk).head_seq
     assert deleted.event_seq == head

@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from chat.models import BlockedTerm, Message, Reaction, ReadMarker, Report, RoomEvent
-from chat.services.messages import post_message
+from chat.services.messages import message_post
 from communities.models import (
     AuditEntry,
     Ban,
@@ -74,7 +74,7 @@ def fill(world: World, n: int, settings: Any) -> None:
         AuditEntry.objects.create(
             community=world.community, community_slug="x", actor=user, action="member.kick"
         )
-        message, _ = post_message(actor=user, room=room, body=f"m {key}", client_msg_id=key)
+        message, _ = message_post(actor=user, room=room, body=f"m {key}", client_msg_id=key)
         Report.objects.create(message=message, reporter=user, reason="r")
         Reaction.objects.create(message=message, user=user, emoji="👍")
         ReadMarker.objects.create(room=room, user=user, seq=1)
@@ -162,11 +162,11 @@ def test_a_desk_moderator_sees_only_the_communities_they_moderate(
     desk: Client, world: World, superuser: Client
 ) -> None:
     other = build_world("public")
-    post_message(
+    message_post(
         actor=other.users["member"], room=other.general, body="elsewhere", client_msg_id="e"
     )
-    post_message(actor=world.users["member"], room=world.general, body="at home", client_msg_id="h")
-    post_message(
+    message_post(actor=world.users["member"], room=world.general, body="at home", client_msg_id="h")
+    message_post(
         actor=world.users["admin"], room=world.private_room, body="behind doors", client_msg_id="p"
     )
     page = desk.get(path(Message)).content.decode()
@@ -181,7 +181,7 @@ def test_a_desk_moderator_sees_only_the_communities_they_moderate(
 
 
 def test_rows_are_never_deleted_directly(desk: Client, world: World) -> None:
-    message, _ = post_message(
+    message, _ = message_post(
         actor=world.users["member"], room=world.general, body="stays", client_msg_id="s"
     )
     response = desk.post(

@@ -1,5 +1,5 @@
-"""Every Room answer of the rooms API carries the caller's real ``unread`` (contract section 2):
-messages by others after the caller's read marker, deleted ones excluded."""
+"""Every Room answer of the rooms API carries the caller's real ``unread`` (docs/protocol.md,
+Objects): messages by others after the caller's read marker, deleted ones excluded."""
 
 from __future__ import annotations
 

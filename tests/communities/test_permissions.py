@@ -1,4 +1,4 @@
-"""The permission matrix: every standing against every endpoint of contract sections 1-3.
+"""The permission matrix: every standing against every endpoint of the REST API (docs/api.md).
 
 Each row is an endpoint; its expectation string gives the status for, in order: owner, admin,
 moderator, member, outsider (a user who is not a member), banned, anonymous. Each cell runs in a

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from fanout.hooks import hooks
-from fanout.redis import keys as redis_keys
 from fanout.items import AccessItem, RoomItem, UsersItem
+from fanout.redis import keys as redis_keys
 
 pytestmark = pytest.mark.services
 
@@ -105,7 +105,9 @@ def on_cluster(settings: Any, cluster_url: str, monkeypatch: pytest.MonkeyPatch)
     settings.FANOUT_PREFIX = f"cluster-{secrets.token_hex(3)}"
     settings.FANOUT_PARTITIONS = 4
     settings.FANOUT_LEASE_MS = 1000
-    monkeypatch.setattr(redis_keys, "_sync", None)  # the publisher's client, made anew for the cluster
+    monkeypatch.setattr(
+        redis_keys, "_sync", None
+    )  # the publisher's client, made anew for the cluster
     readers: dict[int, frozenset[int]] = {}
     monkeypatch.setattr(hooks.store, "readers", lambda room: (readers.get(room, frozenset()), 0))
     monkeypatch.setattr(hooks.store, "unpublished", lambda older_than_s, limit: [])

@@ -94,7 +94,9 @@ async def redis_client(tier: Any) -> AsyncIterator[aioredis.Redis]:
 @pytest.fixture
 def readers(monkeypatch: pytest.MonkeyPatch) -> dict[int, frozenset[int]]:
     table: dict[int, frozenset[int]] = {}
-    monkeypatch.setattr(hooks.store, "readers", lambda room_id: (table.get(room_id, frozenset()), 0))
+    monkeypatch.setattr(
+        hooks.store, "readers", lambda room_id: (table.get(room_id, frozenset()), 0)
+    )
     monkeypatch.setattr(hooks.store, "unpublished", lambda older_than_s, limit: [])
     return table
 

@@ -15,8 +15,8 @@ from channels.db import database_sync_to_async
 from hypothesis import given
 from hypothesis import strategies as st
 
-from communities.selectors import room_reader_ids
 from chat.links import normalize_url, urls_in
+from communities.selectors import room_reader_ids
 from reach import store as reach
 from reach.models import LinkReader, LinkStat
 from reach.store import reach_of, record

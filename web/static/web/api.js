@@ -28,14 +28,14 @@ export async function api(method, path, body) {
       credentials: "same-origin",
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-  } catch (error) {
+  } catch {
     throw new ApiError(0, { code: "network", message: "The server could not be reached." });
   }
   if (response.status === 204) return null;
   let data = null;
   try {
     data = await response.json();
-  } catch (error) {
+  } catch {
     data = null;
   }
   if (!response.ok) {

@@ -48,7 +48,7 @@ export class Link {
     let frame;
     try {
       frame = JSON.parse(data);
-    } catch (error) {
+    } catch {
       return;
     }
     this.heard = Date.now();

@@ -37,14 +37,21 @@ export function excerpt(text, length = 80) {
 export function messageItem(message, { me, parent, canModerate, actions, pending = null }) {
   const mine = message.author.id === me.id;
   const status = pending
-    ? el("span", { class: `status ${pending.status}`, text: pending.status === "failed" ? `not sent: ${pending.error}` : "sending…" })
+    ? el("span", {
+        class: `status ${pending.status}`,
+        text: pending.status === "failed" ? `not sent: ${pending.error}` : "sending…",
+      })
     : null;
   const meta = el(
     "div",
     { class: "meta" },
     el("span", { class: "author", text: message.author.username }),
-    message.created_at ? el("time", { datetime: message.created_at, text: clock(message.created_at) }) : null,
-    message.edited_at && !message.deleted ? el("span", { class: "edited", text: "(edited)" }) : null,
+    message.created_at
+      ? el("time", { datetime: message.created_at, text: clock(message.created_at) })
+      : null,
+    message.edited_at && !message.deleted
+      ? el("span", { class: "edited", text: "(edited)" })
+      : null,
     status,
   );
   const reply = message.reply_to
@@ -85,28 +92,58 @@ export function messageItem(message, { me, parent, canModerate, actions, pending
       "div",
       { class: "actions" },
       el("button", { type: "button", text: "Retry", onclick: () => actions.retry(pending) }),
-      el("button", { type: "button", class: "secondary", text: "Discard", onclick: () => actions.discard(pending) }),
+      el("button", {
+        type: "button",
+        class: "secondary",
+        text: "Discard",
+        onclick: () => actions.discard(pending),
+      }),
     );
   } else if (!pending && !message.deleted) {
     tools = el(
       "div",
-      { class: "actions", role: "group", "aria-label": `Actions on ${message.author.username}'s message` },
+      {
+        class: "actions",
+        role: "group",
+        "aria-label": `Actions on ${message.author.username}'s message`,
+      },
       el("button", { type: "button", text: "Reply", onclick: () => actions.reply(message) }),
       el(
         "details",
         { class: "react" },
         el("summary", { text: "React" }),
         REACTIONS.map((emoji) =>
-          el("button", { type: "button", "aria-label": `React ${emoji}`, text: emoji, onclick: () => actions.react(message, emoji, true) }),
+          el("button", {
+            type: "button",
+            "aria-label": `React ${emoji}`,
+            text: emoji,
+            onclick: () => actions.react(message, emoji, true),
+          }),
         ),
       ),
-      mine ? el("button", { type: "button", text: "Edit", onclick: () => actions.edit(message) }) : null,
-      mine || canModerate ? el("button", { type: "button", text: "Delete", onclick: () => actions.remove(message) }) : null,
-      mine ? null : el("button", { type: "button", text: "Report", onclick: () => actions.report(message) }),
+      mine
+        ? el("button", { type: "button", text: "Edit", onclick: () => actions.edit(message) })
+        : null,
+      mine || canModerate
+        ? el("button", { type: "button", text: "Delete", onclick: () => actions.remove(message) })
+        : null,
+      mine
+        ? null
+        : el("button", { type: "button", text: "Report", onclick: () => actions.report(message) }),
       canModerate && !mine
         ? [
-            el("button", { type: "button", class: "mod", text: "Mute author", onclick: () => actions.mute(message) }),
-            el("button", { type: "button", class: "mod", text: "Ban author", onclick: () => actions.ban(message) }),
+            el("button", {
+              type: "button",
+              class: "mod",
+              text: "Mute author",
+              onclick: () => actions.mute(message),
+            }),
+            el("button", {
+              type: "button",
+              class: "mod",
+              text: "Ban author",
+              onclick: () => actions.ban(message),
+            }),
           ]
         : null,
     );
@@ -127,7 +164,8 @@ export function messageItem(message, { me, parent, canModerate, actions, pending
 }
 
 export function roomEntry(room, { current, onOpen }) {
-  const unread = room.unread > 0 ? el("span", { class: "unread", text: String(room.unread) }) : null;
+  const unread =
+    room.unread > 0 ? el("span", { class: "unread", text: String(room.unread) }) : null;
   return el(
     "li",
     {},

@@ -1,0 +1,293 @@
+// The server's frames (docs/protocol.md) applied to the store. What a change means on screen
+// (drawing, the read marker, a notice) is left to the callbacks the page passes in: nothing
+// here touches the DOM, so the tests run these handlers under Node against a plain store.
+
+import { logOf } from "./store.js";
+
+/** @typedef {import("./types.js").State} State */
+/** @typedef {import("./types.js").ServerFrame} ServerFrame */
+/** @typedef {import("./types.js").HelloFrame} HelloFrame */
+/** @typedef {import("./types.js").Message} Message */
+/** @typedef {import("./types.js").MessageDeletedFrame} MessageDeletedFrame */
+/** @typedef {import("./types.js").ReactionFrame} ReactionFrame */
+/** @typedef {import("./types.js").TypingFrame} TypingFrame */
+/** @typedef {import("./types.js").Room} Room */
+/** @typedef {import("./types.js").RemovedReason} RemovedReason */
+/** @typedef {import("./types.js").AckFrame} AckFrame */
+/** @typedef {import("./types.js").ErrorFrame} ErrorFrame */
+
+/**
+ * What the handlers ask of the ui.
+ * @typedef {object} PageHooks
+ * @property {() => void} renderSidebar the room list (names, unread counts)
+ * @property {() => void} renderHeader the open room's title, topic and tools
+ * @property {() => void} renderRoom the open room as a whole (none open: an empty view)
+ * @property {() => void} renderMessages the open room's messages
+ * @property {() => void} renderMembers the members panel
+ * @property {() => void} renderTyping who is typing in the open room
+ * @property {(text: string, kind?: string) => void} notify
+ * @property {() => void} markRead the open room is read if its end is seen
+ * @property {(roomId: number) => boolean} seeing whether the end of that room is on screen
+ * @property {() => void} refreshMembers reload the members panel if it is shown
+ * @property {() => Promise<unknown>} loadCommunities
+ * @property {(frame: object) => boolean} send a frame on the socket
+ * @property {(run: () => void, ms: number) => unknown} [schedule] setTimeout unless given
+ */
+
+/**
+ * @param {State} state
+ * @param {PageHooks} ui
+ */
+export function createHandlers(state, ui) {
+  const log = (roomId) => logOf(state, roomId);
+  const schedule = ui.schedule || ((run, ms) => setTimeout(run, ms));
+
+  /** @param {ServerFrame} frame */
+  function onFrame(frame) {
+    switch (frame.type) {
+      case "hello":
+        return onHello(frame);
+      case "message.new":
+        return onMessage(frame.room, frame.message, frame.seq, true);
+      case "message.edited":
+        return onMessage(frame.room, frame.message, frame.seq, false);
+      case "message.deleted":
+        return onDeleted(frame);
+      case "reaction.added":
+      case "reaction.removed":
+        return onReaction(frame);
+      case "typing":
+        return onTyping(frame);
+      case "read":
+        return onRead(frame.room, frame.seq);
+      case "presence":
+        if (frame.status === "online") state.online.add(frame.user.id);
+        else state.online.delete(frame.user.id);
+        return ui.renderMembers();
+      case "room.added":
+      case "room.updated":
+        return onRoomInfo(frame.info, frame.type === "room.added");
+      case "room.removed":
+        return onRoomRemoved(frame.room, frame.reason);
+      case "room.resync":
+        ui.send({
+          type: "sync",
+          rooms: { [String(frame.room)]: Math.max(log(frame.room).events, frame.from_seq - 1) },
+          ref: "resync",
+        });
+        return null;
+      case "ack":
+        return onAck(frame);
+      case "error":
+        return onError(frame);
+      default:
+        return null;
+    }
+  }
+
+  /** @param {HelloFrame} frame */
+  function onHello(frame) {
+    // Who is online is told again from here (presence frames, and the members panel).
+    state.online = new Set();
+    ui.refreshMembers();
+    const readable = new Set(frame.rooms.map((r) => r.id));
+    for (const roomId of [...state.rooms.keys()]) {
+      if (!readable.has(roomId)) onRoomRemoved(roomId, "removed"); // lost while away
+    }
+    for (const room of frame.rooms) {
+      const known = state.rooms.get(room.id);
+      // ``unread`` counts up to ``head_seq`` here: a replayed message below it is not new.
+      state.rooms.set(room.id, { ...(known || {}), ...room, counted: room.head_seq });
+    }
+    ui.renderSidebar();
+  }
+
+  // Every event about a message carries its seq, and a message says the seq of the last event
+  // that changed it (``event_seq``): an event is applied only to an older version, so history
+  // pages, live events and replays can arrive in any mix without applying one twice.
+  /**
+   * message.new (isNew) and message.edited.
+   * @param {number} roomId
+   * @param {Message} message
+   * @param {number} seq
+   * @param {boolean} isNew
+   */
+  function onMessage(roomId, message, seq, isNew) {
+    const held = log(roomId);
+    held.events = Math.max(held.events, seq);
+    const existing = held.byId(message.id);
+    if (isNew ? !existing : existing && seq > (existing.event_seq || 0)) {
+      // An edit's frame has no ``me`` in its reactions: the ones held here stay.
+      held.put(existing && !isNew ? { ...message, reactions: existing.reactions } : message);
+    } else if (!isNew && !existing) {
+      held.wait(message.id, (page) => {
+        if (seq > (page.event_seq || 0)) held.put({ ...message, reactions: page.reactions });
+      });
+    }
+    for (const [id, item] of state.pending) {
+      if (item.message_id === message.id) state.pending.delete(id);
+    }
+    const room = state.rooms.get(roomId);
+    if (room) {
+      room.head_seq = Math.max(room.head_seq || 0, seq);
+      const counted = seq <= (room.counted || 0); // in hello's unread already
+      const mine = message.author.id === state.me.id;
+      if (isNew && !existing && !counted && !mine && !ui.seeing(roomId)) {
+        room.unread = (room.unread || 0) + 1;
+        ui.renderSidebar();
+      }
+    }
+    if (isNew) clearTyping(roomId, message.author.id);
+    if (roomId === state.current) {
+      ui.renderMessages();
+      ui.markRead();
+    }
+  }
+
+  /**
+   * @param {Message | null} message
+   * @param {number} seq
+   */
+  function newer(message, seq) {
+    if (!message || seq <= (message.event_seq || 0)) return false;
+    message.event_seq = seq;
+    return true;
+  }
+
+  /** @param {MessageDeletedFrame} frame */
+  function onDeleted(frame) {
+    const held = log(frame.room);
+    held.events = Math.max(held.events, frame.seq);
+    const message = held.byId(frame.message_id);
+    if (!message) {
+      held.wait(frame.message_id, () => onDeleted(frame));
+      return;
+    }
+    if (!newer(message, frame.seq)) return;
+    Object.assign(message, { deleted: true, body: "", reactions: [], mentions: [] });
+    if (frame.room === state.current) ui.renderMessages();
+  }
+
+  /** @param {ReactionFrame} frame */
+  function onReaction(frame) {
+    const held = log(frame.room);
+    held.events = Math.max(held.events, frame.seq);
+    const message = held.byId(frame.message_id);
+    if (!message) {
+      held.wait(frame.message_id, () => onReaction(frame));
+      return;
+    }
+    if (!newer(message, frame.seq)) return;
+    const adding = frame.type === "reaction.added";
+    const mine = frame.user.id === state.me.id;
+    const reactions = message.reactions || [];
+    let entry = reactions.find((r) => r.emoji === frame.emoji);
+    if (!entry && adding) {
+      entry = { emoji: frame.emoji, count: 0, me: false };
+      reactions.push(entry);
+    }
+    if (entry) {
+      entry.count += adding ? 1 : -1;
+      if (mine) entry.me = adding;
+    }
+    message.reactions = reactions.filter((r) => r.count > 0);
+    if (frame.room === state.current) ui.renderMessages();
+  }
+
+  /** @param {TypingFrame} frame */
+  function onTyping(frame) {
+    if (frame.user.id === state.me.id) return;
+    if (!state.typing.has(frame.room)) state.typing.set(frame.room, new Map());
+    const until = Date.now() + 5000;
+    state.typing.get(frame.room).set(frame.user.id, { name: frame.user.username, until });
+    ui.renderTyping();
+    schedule(ui.renderTyping, 5100); // it is shown until then
+  }
+
+  /**
+   * @param {number} roomId
+   * @param {number} userId
+   */
+  function clearTyping(roomId, userId) {
+    const typing = state.typing.get(roomId);
+    if (typing && typing.delete(userId)) ui.renderTyping();
+  }
+
+  /**
+   * @param {number} roomId
+   * @param {number} seq
+   */
+  function onRead(roomId, seq) {
+    // Another of my connections read up to ``seq`` (a message seq).
+    const room = state.rooms.get(roomId);
+    if (room && seq >= log(roomId).last) {
+      room.unread = 0;
+      room.read_seq = Math.max(room.read_seq || 0, seq);
+      ui.renderSidebar();
+    }
+  }
+
+  /**
+   * room.added (added) and room.updated.
+   * @param {Room} info
+   * @param {boolean} added
+   */
+  function onRoomInfo(info, added) {
+    const known = state.rooms.get(info.id);
+    state.rooms.set(info.id, known ? { ...known, ...info } : info);
+    if (added && !state.communities.has(info.community)) {
+      ui.loadCommunities().then(ui.renderSidebar);
+    }
+    ui.renderSidebar();
+    if (info.id === state.current) ui.renderHeader();
+  }
+
+  /**
+   * @param {number} roomId
+   * @param {RemovedReason} reason
+   */
+  function onRoomRemoved(roomId, reason) {
+    const room = state.rooms.get(roomId);
+    state.rooms.delete(roomId);
+    state.logs.delete(roomId);
+    for (const [id, item] of state.pending) if (item.room === roomId) state.pending.delete(id);
+    ui.renderSidebar();
+    if (roomId === state.current) {
+      state.current = null;
+      const why =
+        {
+          kicked: "you were removed",
+          banned: "you were banned",
+          left: "you left",
+          deleted: "it was deleted",
+        }[reason] || "you can no longer read it";
+      ui.notify(`#${room ? room.name : "this room"} is gone: ${why}.`, "error");
+      ui.renderRoom();
+    }
+  }
+
+  /** @param {AckFrame} frame */
+  function onAck(frame) {
+    const item = frame.ref && state.pending.get(frame.ref);
+    if (!item) return;
+    item.status = "sent";
+    item.message_id = frame.message_id;
+    const held = log(item.room);
+    if (held.byId(frame.message_id)) state.pending.delete(item.id); // its message.new came first
+    if (item.room === state.current) ui.renderMessages();
+  }
+
+  /** @param {ErrorFrame} frame */
+  function onError(frame) {
+    const item = frame.ref && state.pending.get(frame.ref);
+    if (item) {
+      item.status = "failed";
+      item.error = frame.message;
+      if (item.room === state.current) ui.renderMessages();
+      return;
+    }
+    if (frame.ref !== "sync" && frame.ref !== "resync") ui.notify(frame.message, "error");
+  }
+
+  return { onFrame, onRoomRemoved };
+}
