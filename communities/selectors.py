@@ -132,7 +132,7 @@ def _room_related(name: str) -> Any:
 
 def room_unread(user: AnyUser) -> Coalesce:
     """For ``annotate`` over Room: the messages by others after ``user``'s read marker (all of
-    them without one), deleted ones excluded (contract section 2). One correlated subquery, so
+    them without one), deleted ones excluded (docs/api.md). One correlated subquery, so
     a list costs no query per room."""
     marker = (
         _room_related("read_markers")

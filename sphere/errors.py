@@ -1,7 +1,7 @@
 """One error type, one renderer.
 
 Services raise :class:`ApplicationError` subclasses; the DRF exception handler below turns
-them, DRF's own exceptions and Django's into the contract's error body
+them, DRF's own exceptions and Django's into the API's error body (docs/api.md)
 ``{"code", "message", "fields"?}``. The WebSocket gateway renders the same codes as ``error``
 frames.
 """
@@ -100,7 +100,7 @@ def _retry_after_header(seconds: float | None) -> dict[str, str]:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's EXCEPTION_HANDLER: every error leaves as the contract's body."""
+    """DRF's EXCEPTION_HANDLER: every error leaves as the API's error body."""
     if isinstance(exc, ApplicationError):
         return Response(exc.body(), status=exc.status, headers=_retry_after_header(exc.retry_after))
     if isinstance(exc, Http404):
@@ -114,7 +114,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
     headers: dict[str, str] = {}
     if isinstance(exc, drf.ParseError):
-        # The contract's 400 ``invalid`` always names fields; a body that is not JSON has none.
+        # The API's 400 ``invalid`` always names fields; a body that is not JSON has none.
         message = str(exc.detail)
         return Response(error_body("invalid", message, {"non_field_errors": [message]}), status=400)
     if isinstance(exc, drf.ValidationError):
@@ -185,7 +185,7 @@ def handler403(request: Any, exception: Exception | None = None) -> JsonResponse
 
 
 def login_locked_out(request: HttpRequest, response: Any = None, credentials: Any = None) -> Any:
-    """django-axes' answer to a locked-out login: the contract's 429 body on the API, plain
+    """django-axes' answer to a locked-out login: the API's 429 body on the API, plain
     text on the admin's login page; ``Retry-After`` either way."""
     from django.conf import settings
     from django.http import HttpResponse

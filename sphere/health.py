@@ -62,7 +62,7 @@ async def _run(name: str) -> tuple[str, bool]:
 
 
 # GET and HEAD only, and outside CSRF: a probe never sends a token, and with the check first a
-# POST would be refused as 403 rather than the contract's 405 (the JSON body comes from
+# POST would be refused as 403 rather than the API's 405 (the JSON body comes from
 # ApiErrorBodyMiddleware). No unsafe method reaches the view, so the exemption opens nothing.
 @csrf_exempt
 @require_safe

@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 
 from sphere.errors import json_error
 
-# Paths whose every answer, Django's own included, is the contract's JSON error body.
+# Paths whose every answer, Django's own included, is the API's JSON error body (docs/api.md).
 _JSON_PREFIXES = ("/api/", "/healthz", "/metrics")
 
 
@@ -57,7 +57,7 @@ class NulByteMiddleware:
 
 
 class ApiErrorBodyMiddleware:
-    """Give Django's own non-JSON error pages under ``/api/`` the contract's error body.
+    """Give Django's own non-JSON error pages under ``/api/`` the API's error body (docs/api.md).
 
     URL resolution failures and CSRF refusals happen outside DRF's exception handler; this keeps
     clients from ever seeing an HTML error page from the API.

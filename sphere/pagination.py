@@ -1,4 +1,4 @@
-"""Every list is ``{results, next}`` (contract section 2)."""
+"""Every list is ``{results, next}`` (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ class JSONParser(parsers.JSONParser):
     """DRF's JSON parser, answering 400 ``invalid`` for nesting too deep to decode.
 
     The stdlib decoder recurses once per level: a few KB of brackets exhaust the recursion
-    limit, and the RecursionError would otherwise escape DRF as a 500. No contract body nests
+    limit, and the RecursionError would otherwise escape DRF as a 500. No API body nests
     more than two levels, so refusing it as malformed loses nothing.
     """
 

@@ -1,4 +1,4 @@
-"""OpenAPI post-processing: document the contract's error answers on every operation."""
+"""OpenAPI post-processing: document the API's error answers (docs/api.md) on every operation."""
 
 from __future__ import annotations
 

@@ -270,7 +270,7 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Sphere API",
-    "DESCRIPTION": "REST API of Sphere, the community group chat backend (contract v1).",
+    "DESCRIPTION": "REST API of Sphere, the community group chat backend (API v1).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

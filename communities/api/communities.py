@@ -1,4 +1,4 @@
-"""Communities, members, bans, invites, join requests and the audit log (contract section 3).
+"""Communities, members, bans, invites, join requests and the audit log (docs/api.md).
 
 Views parse, call one selector or service, and render; every rule lives in the services.
 """

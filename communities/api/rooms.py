@@ -1,4 +1,4 @@
-"""Rooms and private-room membership (contract section 3)."""
+"""Rooms and private-room membership (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""REST behaviour of the message endpoints (contract section 3), beyond the permission matrix."""
+"""REST behaviour of the message endpoints (docs/api.md), beyond the permission matrix."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from tests.factories import MembershipFactory, RoomFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-MESSAGE_KEYS = {  # the contract's Message, and Sphere's addition ``event_seq``
+MESSAGE_KEYS = {  # the Message of docs/api.md, with ``event_seq``
     "id",
     "room",
     "seq",

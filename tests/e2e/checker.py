@@ -2,7 +2,7 @@
 verdict of lost, duplicated and out-of-order events per connection.
 
 A connection that is closed (4429, 1013, a dropped socket, a gateway restart) or told
-``room.resync`` reopens with ``sync`` from the last seq it holds, as the contract asks of a
+``room.resync`` reopens with ``sync`` from the last seq it holds, as docs/protocol.md asks of a
 client; the verdict then covers everything it received over all its sockets. A send waits for
 its ``ack`` and is repeated with the same ``client_msg_id`` when the socket drops or the server
 answers with an error worth retrying (``internal`` while a service restarts, ``rate_limited``),

@@ -473,7 +473,7 @@ class TestOnAHealthyRedis:
             )  # fmt: skip
             assert status == 201, body
             removed = [r for r in receivers if r.user_id in (kicked, banned)]
-            # Revocation is immediate (the contract says within 1 s; the deadline here is
+            # Revocation is immediate (docs/protocol.md says within 1 s; the deadline here is
             # looser for a loaded machine, and the delay is printed).
             await wait_until(
                 lambda: all(room in r.removed for r in removed for room in place.rooms),

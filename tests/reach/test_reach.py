@@ -1,4 +1,4 @@
-"""Link reach (contract section 6): normalization, counting in both modes, and the endpoint."""
+"""Link reach (docs/api.md, "Link reach"): normalization, counting in both modes, and the endpoint."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def path(world: World, url: str | None = URL) -> str:
         ("https://exämple.com/ä", "https://exämple.com/ä"),
     ],
 )
-def test_normalize_url_compares_as_the_contract_says(raw: str, expected: str) -> None:
+def test_normalize_url_compares_as_documented(raw: str, expected: str) -> None:
     assert normalize_url(raw) == expected
     assert normalize_url(expected) == expected
 

@@ -1,4 +1,4 @@
-"""Every error under /api/ is the contract's JSON body, Django's and DRF's own included."""
+"""Every error under /api/ is the API's JSON error body, Django's and DRF's own included."""
 
 from __future__ import annotations
 
@@ -167,7 +167,7 @@ def test_deeply_nested_json_is_400_with_fields(world: World, raw: str) -> None:
 
 
 def test_moderately_nested_json_is_400_like_any_wrong_type(world: World) -> None:
-    # Below the recursion limit but far beyond any contract body: refused, never a 500.
+    # Below the recursion limit but far beyond any API body: refused, never a 500.
     raw = '{"name": ' + "[" * 200 + "]" * 200 + "}"
     response = world.client("owner").post(
         "/api/v1/communities/", raw, content_type="application/json"

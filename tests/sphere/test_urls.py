@@ -1,5 +1,5 @@
 """The plain Django views outside DRF take only GET (and HEAD), like the API's GET-only views:
-any other method is 405 ``method_not_allowed`` in the contract's body, not a CSRF refusal."""
+any other method is 405 ``method_not_allowed`` in the API's error body, not a CSRF refusal."""
 
 from __future__ import annotations
 
