@@ -147,24 +147,9 @@ async def record(
 
 
 class LinkReach:
-    """The tier's ``LinkCounter`` hook (``fanout.hooks``)."""
+    """The tier's ``LinkCounter`` hook (``fanout.hooks``): :func:`record`."""
 
-    async def record(
-        self,
-        *,
-        community_id: int,
-        urls: Sequence[str],
-        reader_ids: Collection[int],
-        message: tuple[int, int],
-        client: Any = None,
-    ) -> None:
-        await record(
-            community_id=community_id,
-            urls=urls,
-            reader_ids=reader_ids,
-            message=message,
-            client=client,
-        )
+    record = staticmethod(record)
 
 
 def reach_of(*, community_id: int, url: str) -> tuple[int, int]:
