@@ -40,7 +40,7 @@ class Membership(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=9, choices=ROLE_CHOICES, default=Role.MEMBER.value)
     joined_at = models.DateTimeField(auto_now_add=True)
-    # A muted member reads but cannot post until this time (the Member's ``muted_until`` in docs/api.md).
+    # A muted member reads but cannot post until this time (``muted_until``, docs/api.md).
     muted_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:

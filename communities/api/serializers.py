@@ -1,4 +1,4 @@
-"""Wire shapes of the objects in docs/api.md, and strict input serializers (unknown fields refused)."""
+"""Wire shapes of the objects in docs/api.md; strict input serializers (unknown fields refused)."""
 
 from __future__ import annotations
 

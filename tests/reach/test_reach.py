@@ -1,4 +1,4 @@
-"""Link reach (docs/api.md, "Link reach"): normalization, counting in both modes, and the endpoint."""
+"""Link reach (docs/api.md): normalization, counting in both modes, and the endpoint."""
 
 from __future__ import annotations
 
