@@ -124,19 +124,10 @@ def mark_published(events: list[tuple[int, int]]) -> None:
 class ChatRoomStore:
     """The fan-out tier's ``RoomStore`` hook (``fanout.hooks``), registered at start-up."""
 
-    def readers(self, room_id: int) -> tuple[frozenset[int], int]:
-        return readers_at_version(room_id)
-
-    def events_between(
-        self, room_id: int, after: int, upto: int, user_id: int
-    ) -> list[StoredEvent] | None:
-        return events_between(room_id, after, upto, user_id)
-
-    def unpublished(self, older_than_s: float, limit: int) -> list[StoredEvent]:
-        return unpublished(older_than_s, limit)
-
-    def mark_published(self, events: list[tuple[int, int]]) -> None:
-        mark_published(events)
+    readers = staticmethod(readers_at_version)
+    events_between = staticmethod(events_between)
+    unpublished = staticmethod(unpublished)
+    mark_published = staticmethod(mark_published)
 
 
 class ChatAccessFrames:

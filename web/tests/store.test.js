@@ -13,23 +13,7 @@ import {
   logOf,
 } from "../static/web/store.js";
 
-function message(id, seq, extra = {}) {
-  return {
-    id,
-    room: 1,
-    seq,
-    event_seq: seq,
-    author: { id: 2, username: "bob" },
-    body: `message ${id}`,
-    reply_to: null,
-    mentions: [],
-    reactions: [],
-    created_at: "2026-01-01T00:00:00Z",
-    edited_at: null,
-    deleted: false,
-    ...extra,
-  };
-}
+import { message } from "./harness.js";
 
 const seqs = (held) => held.ordered().map((m) => m.seq);
 
