@@ -296,6 +296,13 @@ MESSAGE_RATE = env.str("SPHERE_RATE_MESSAGES", default="10/10s")
 # One typing frame per user and room per this many seconds.
 TYPING_INTERVAL_S = env.float("SPHERE_TYPING_INTERVAL_S", default=3.0)
 WS_HEARTBEAT_S = env.int("SPHERE_WS_HEARTBEAT_S", default=25)
+# A connection may have this many message sends awaiting their ack; one more is answered
+# ``rate_limited`` (docs/protocol.md, "Sending").
+WS_MAX_INFLIGHT = env.int("SPHERE_WS_MAX_INFLIGHT", default=64)
+# The group-commit writer (chat/writer.py): at most this many sends per transaction, and how
+# long a busy writer waits for more before it commits.
+WRITER_BATCH = env.int("SPHERE_WRITER_BATCH", default=256)
+WRITER_LINGER_MS = env.float("SPHERE_WRITER_LINGER_MS", default=1.0)
 # A connection whose unsent bytes pass this bound is closed with 4429.
 WS_OUTBOUND_BUFFER = env.int("SPHERE_WS_OUTBOUND_BUFFER", default=1024 * 1024)
 # Write frames straight to the socket under daphne (framed once per batch); off: through the

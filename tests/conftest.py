@@ -228,3 +228,13 @@ def _fanout_tier(django_db_setup: Any, django_db_blocker: Any) -> Any:
     for start in range(0, len(keys), 500):
         client.delete(*keys[start : start + 500])
     client.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _message_writer(django_db_setup: Any) -> Any:
+    """The group-commit writer keeps a connection of its own: closed before the test database
+    is dropped."""
+    yield
+    from chat.writer import stop_writer
+
+    stop_writer()

@@ -13,9 +13,11 @@ The handlers call the same services as REST, in a worker thread, and answer with
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
+from collections.abc import Awaitable
 from typing import Any, Literal, Protocol, cast
 
 from django.conf import settings
@@ -29,6 +31,7 @@ from chat.services import messages as message_services
 from chat.services import reactions as reaction_services
 from chat.services.read_markers import read_marker_move
 from chat.wire import user_dict
+from chat.writer import Stored
 from communities.events import room_info
 from communities.models import Room
 from communities.selectors import room_get_for_reader, room_reader_ids, rooms_readable
@@ -71,6 +74,8 @@ class Session:
         self.started = False
         self.typed_at: dict[int, float] = {}
         self.own_reads: set[bytes] = set()
+        # Sends handed to the writer and not yet acknowledged (pipelined, docs/protocol.md).
+        self.sending: set[asyncio.Future[None]] = set()
         # The connection attaches to the gateway before the rooms for hello are read; what the
         # hub hands over meanwhile waits here until hello is queued, and is then applied in
         # order: an access change in between is applied, not lost.
@@ -213,10 +218,19 @@ class Session:
     # --- client frames ----------------------------------------------------------------------------
 
     async def handle(self, frame: p.AnyClientFrame) -> None:
+        if isinstance(frame, p.MessageSend):
+            # Pipelined: handed to the writer now (so this connection's sends keep their
+            # order), acknowledged when stored, while the next frames are read.
+            self._send(frame)
+            return
+        self.socket_answer(frame, await self._answer(frame, self._dispatch(frame)))
+
+    async def _answer(self, frame: p.AnyClientFrame, work: Awaitable[Any]) -> Any:
+        """What ``work`` answers, or the ``error`` frame for what it raised."""
         try:
-            answer = await self._dispatch(frame)
+            return await work
         except ApplicationError as exc:
-            answer = p.Error(
+            return p.Error(
                 code=exc.code,
                 message=exc.message,
                 ref=frame.ref,
@@ -224,9 +238,11 @@ class Session:
             )
         except Exception:  # a bug must not cost the connection: log it, answer, go on
             logger.exception("gateway: %s frame failed", type(frame).__name__)
-            answer = p.Error(
+            return p.Error(
                 code="internal", message="The server failed to handle this frame.", ref=frame.ref
             )
+
+    def socket_answer(self, frame: p.AnyClientFrame, answer: Any) -> None:
         if answer is not None:
             self.socket.send_now(answer)
 
@@ -239,17 +255,11 @@ class Session:
             case p.Typing():
                 await self._typing(frame)
                 return None
-            case p.MessageSend():
-                message, _ = await in_thread(self._send)(frame)
-                return p.Ack(
-                    ref=frame.ref,
-                    client_msg_id=frame.client_msg_id,
-                    message_id=message.pk,
-                    seq=message.seq,
-                )
             case p.Read():
                 seq = await in_thread(self._read)(frame)
                 return p.Ack(ref=frame.ref, room=frame.room, seq=seq)
+            case p.MessageSend():  # pipelined by ``handle``, never dispatched
+                raise AssertionError("message.send is handled by _send")
             case _:
                 seq = await in_thread(self._message_act)(frame)
                 return p.Ack(ref=frame.ref, message_id=frame.message_id, seq=seq)
@@ -259,20 +269,47 @@ class Session:
             raise NotFound("No such room.")
         return room_get_for_reader(user=self.user, room_id=room_id)
 
-    def _send(self, frame: p.MessageSend) -> Any:
-        if frame.room not in self.readable:
-            raise NotFound("No such room.")
-        # The service checks who may post (one query); the room is only fetched here.
-        room = Room.objects.select_related("community").filter(pk=frame.room).first()
-        if room is None:
-            raise NotFound("No such room.")
-        return message_services.message_post(
-            actor=self.user,
-            room=room,
-            body=frame.body,
-            client_msg_id=frame.client_msg_id,
-            reply_to=frame.reply_to,
-        )
+    def _send(self, frame: p.MessageSend) -> None:
+        """Hand the send to the group-commit writer at once, with no query here: the writer
+        checks membership, mutes and the rest in its batch (docs/protocol.md, "Sending")."""
+        if len(self.sending) >= settings.WS_MAX_INFLIGHT:
+            self.socket.send_now(
+                p.Error(
+                    code="rate_limited",
+                    message="Too many sends awaiting their ack; wait for some.",
+                    ref=frame.ref,
+                    retry_after=0.1,
+                )
+            )
+            return
+        try:
+            if frame.room not in self.readable:
+                raise NotFound("No such room.")
+            future = message_services.message_submit(
+                actor=self.user,
+                room_id=frame.room,
+                body=frame.body,
+                client_msg_id=frame.client_msg_id,
+                reply_to=frame.reply_to,
+            )
+        except ApplicationError as exc:
+            self.socket.send_now(p.Error(code=exc.code, message=exc.message, ref=frame.ref))
+            return
+        task = asyncio.ensure_future(self._ack(frame, asyncio.wrap_future(future)))
+        self.sending.add(task)
+        task.add_done_callback(self.sending.discard)
+
+    async def _ack(self, frame: p.MessageSend, stored: Awaitable[Stored]) -> None:
+        async def ack() -> p.Ack:
+            done = await stored
+            return p.Ack(
+                ref=frame.ref,
+                client_msg_id=frame.client_msg_id,
+                message_id=done.message_id,
+                seq=done.seq,
+            )
+
+        self.socket_answer(frame, await self._answer(frame, ack()))
 
     def _read(self, frame: p.Read) -> int:
         room = self._room(frame.room)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
-from datetime import timedelta
 
 import redis
 from django.conf import settings
 from django.core.cache import cache
-from django.utils import timezone
 
-from chat.models import BlockedTerm, Message
-from communities.models import Community, Room
+from chat.models import BlockedTerm
+from communities.models import Community
 from sphere.cache import cache_is_shared
 from sphere.errors import ApplicationError, RateLimited
 
@@ -33,67 +32,54 @@ def parse_rate(rate: str) -> tuple[int, int]:
 
 
 def check_message_rate(*, user_id: int) -> None:
-    """Raise RateLimited (with ``retry_after``) past ``SPHERE_RATE_MESSAGES`` for this user.
+    """Raise RateLimited (with ``retry_after``) past ``SPHERE_RATE_MESSAGES`` for this user."""
+    wait = take_message_rate([user_id])[0]
+    if wait is not None:
+        raise RateLimited("Too many messages; slow down.", retry_after=wait)
+
+
+def take_message_rate(user_ids: list[int]) -> list[float | None]:
+    """Count one message for each entry (a user may appear more than once, in order); for
+    each, None when it is within ``SPHERE_RATE_MESSAGES``, else the seconds to wait.
 
     A window opens with the user's first message and lasts one period, so a burst cannot
     straddle a clock-aligned boundary to get twice the rate. It lives in the shared cache: per
     process in the embedded mode, in Redis (so across every gateway) in the scaled mode, where
-    one round trip counts the message and reads the window's end.
+    one pipelined round trip counts the messages of a whole batch.
     """
+    if not user_ids:
+        return []
     count, period = parse_rate(settings.MESSAGE_RATE)
-    key = f"rate:msg:{user_id}"
     if cache_is_shared():
-        used, left_ms = _count_in_redis(cache.make_key(key), period)
-        if used > count:
-            raise RateLimited(
-                "Too many messages; slow down.", retry_after=max(0.001, left_ms / 1000)
-            )
-        return
+        answers = _count_in_redis([cache.make_key(f"rate:msg:{u}") for u in user_ids], period)
+        return [max(0.001, left_ms / 1000) if used > count else None for used, left_ms in answers]
+    return [_count_locally(f"rate:msg:{user_id}", count, period) for user_id in user_ids]
+
+
+def _count_locally(key: str, count: int, period: int) -> float | None:
     now = time.time()
     if cache.add(key, 1, timeout=period):
         cache.set(f"{key}:start", now, timeout=period)
-        return
+        return None
     try:
         used = cache.incr(key)
     except ValueError:  # the window closed between add and incr: this message opens one
         cache.set(key, 1, timeout=period)
         cache.set(f"{key}:start", now, timeout=period)
-        return
+        return None
     if used > count:
         start = float(cache.get(f"{key}:start", now))
-        raise RateLimited(
-            "Too many messages; slow down.", retry_after=max(0.001, start + period - now)
-        )
-
-
-def check_slow_mode(*, room: Room, user_id: int) -> None:
-    """Raise RateLimited (code ``slow_mode``, with ``retry_after``) when the user's last message
-    in the room is more recent than the room's slow mode allows."""
-    if not room.slow_mode_s:
-        return
-    last = (
-        Message.objects.filter(room=room, author_id=user_id)
-        .order_by("-created_at")
-        .values_list("created_at", flat=True)
-        .first()
-    )
-    if last is None:
-        return
-    wait = (last + timedelta(seconds=room.slow_mode_s) - timezone.now()).total_seconds()
-    if wait > 0:
-        raise RateLimited(
-            f"Slow mode: one message every {room.slow_mode_s} s.",
-            code="slow_mode",
-            retry_after=wait,
-        )
+        return max(0.001, start + period - now)
+    return None
 
 
 _client: redis.Redis | None = None
 _client_url = ""
 
 
-def _count_in_redis(key: str, period: int) -> tuple[int, int]:
-    """Open the window if none is open, count one message in it; (count, ms left)."""
+def _count_in_redis(keys: list[str], period: int) -> list[tuple[int, int]]:
+    """Open each key's window if none is open and count one message in it, in one pipeline;
+    (count, ms left) per key."""
     global _client, _client_url
     if _client is None or _client_url != settings.REDIS_URL:
         # Pool size and timeouts stated: redis-py's defaults changed between major versions.
@@ -107,29 +93,47 @@ def _count_in_redis(key: str, period: int) -> tuple[int, int]:
         )
         _client, _client_url = redis.Redis(connection_pool=pool), settings.REDIS_URL
     pipe = _client.pipeline(transaction=True)
-    pipe.set(key, 0, ex=period, nx=True)
-    pipe.incr(key)
-    pipe.pttl(key)
-    _, used, left_ms = pipe.execute()
-    return int(used), max(0, int(left_ms))
+    for key in keys:
+        pipe.set(key, 0, ex=period, nx=True)
+        pipe.incr(key)
+        pipe.pttl(key)
+    answers = pipe.execute()
+    return [(int(answers[i + 1]), max(0, int(answers[i + 2]))) for i in range(0, len(answers), 3)]
 
 
-def _pattern(terms: list[str]) -> re.Pattern[str]:
-    return re.compile(
-        r"(?<!\w)(" + "|".join(re.escape(t) for t in terms) + r")(?!\w)", re.IGNORECASE
-    )
+@functools.lru_cache(maxsize=1024)
+def term_patterns(
+    terms: tuple[tuple[str, str], ...],
+) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    """The block and flag patterns of a community's term set (whole words, any case),
+    compiled once per set."""
+
+    def pattern(words: list[str]) -> re.Pattern[str] | None:
+        if not words:
+            return None
+        alternatives = "|".join(re.escape(word) for word in words)
+        return re.compile(r"(?<!\w)(" + alternatives + r")(?!\w)", re.IGNORECASE)
+
+    block = [term for term, action in terms if action == BlockedTerm.Action.BLOCK]
+    flag = [term for term, action in terms if action == BlockedTerm.Action.FLAG]
+    return pattern(block), pattern(flag)
+
+
+def automod_check(terms: tuple[tuple[str, str], ...], body: str) -> list[str]:
+    """Raise BlockedContent when ``body`` has a blocked term of ``terms`` ((term, action)
+    pairs); return the flag terms it has."""
+    if not terms:
+        return []
+    block, flag = term_patterns(terms)
+    if block is not None and block.search(body):
+        raise BlockedContent("The message contains a blocked term.")
+    if flag is None:
+        return []
+    return sorted({m.group(1).lower() for m in flag.finditer(body)})
 
 
 def automod(*, community: Community, body: str) -> list[str]:
-    """Raise BlockedContent when ``body`` has a blocked term (as a whole word, any case);
-    return the flag terms it has."""
-    terms = list(BlockedTerm.objects.filter(community=community).values_list("term", "action"))
-    if not terms:
-        return []
-    blocked = [t for t, action in terms if action == BlockedTerm.Action.BLOCK]
-    if blocked and _pattern(blocked).search(body):
-        raise BlockedContent("The message contains a blocked term.")
-    flagged = [t for t, action in terms if action == BlockedTerm.Action.FLAG]
-    if not flagged:
-        return []
-    return sorted({m.group(1).lower() for m in _pattern(flagged).finditer(body)})
+    """Raise BlockedContent when ``body`` has a blocked term of the community; return the flag
+    terms it has."""
+    terms = BlockedTerm.objects.filter(community=community).order_by("term")
+    return automod_check(tuple(terms.values_list("term", "action")), body)

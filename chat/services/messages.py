@@ -3,37 +3,25 @@
 
 from __future__ import annotations
 
-import re
+from concurrent.futures import Future
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from chat import writer
 from chat.events import append_event, lock_room
 from chat.models import Message, Report
-from chat.services.limits import automod, check_message_rate, check_slow_mode
+from chat.services.limits import automod
 from chat.wire import message_dict
-from communities.models import Membership, Room, RoomMember
-from communities.roles import Role, at_least, can_manage
-from communities.selectors import room_can_read, room_reader_ids
+from chat.writer import Send, Stored, clean_body, mention_names
+from communities.models import Membership, Room
+from communities.roles import Role, can_manage
+from communities.selectors import room_can_read
 from communities.services.audit import audit_record, user_target
 from sphere.errors import Conflict, Forbidden, Invalid, Muted, NotFound
-
-MAX_BODY = 4000
-MENTION_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{3,32})\b")
-
-
-def clean_body(body: str) -> str:
-    body = body.strip()
-    if not 1 <= len(body) <= MAX_BODY:
-        raise Invalid(
-            "A message is 1 to 4,000 characters.",
-            fields={"body": [f"1 to {MAX_BODY} characters after trimming."]},
-        )
-    if "\x00" in body:
-        raise Invalid("NUL characters are not allowed.", fields={"body": ["No NUL characters."]})
-    return body
 
 
 def _membership(actor: User, room: Room) -> Membership:
@@ -44,104 +32,73 @@ def _membership(actor: User, room: Room) -> Membership:
 
 
 def _mentions(room: Room, body: str) -> list[int]:
-    """Users named as ``@username`` (any case) who can read the room."""
-    names = {name.lower() for name in MENTION_RE.findall(body)}
+    """Users named as ``@username`` (any case) who can read the room: only the named users
+    are looked up."""
+    names = mention_names(body)
     if not names:
         return []
-    named = User.objects.annotate(lower=Lower("username")).filter(lower__in=names)
-    return sorted(set(named.values_list("pk", flat=True)) & room_reader_ids(room_id=room.pk))
+    named = Membership.objects.annotate(lower=Lower("user__username")).filter(
+        community_id=room.community_id, lower__in=names
+    )
+    if room.private:
+        named = named.filter(
+            Q(role__in=(Role.OWNER.value, Role.ADMIN.value)) | Q(user__room_memberships__room=room)
+        )
+    return sorted(set(named.values_list("user_id", flat=True)))
 
 
 def message_post(
     *, actor: User, room: Room, body: str, client_msg_id: str, reply_to: int | None = None
 ) -> tuple[Message, bool]:
-    """Post a message; returns ``(message, created)``.
+    """Post a message; returns ``(message, created)``. Stored by the group-commit writer
+    (``chat.writer``), in the caller's transaction when there is one.
 
     Idempotent on ``(room, actor, client_msg_id)``: a repeat returns the original message
     whatever the body, mute, slow mode or rate limit says now. Raises NotFound (not a reader),
     Muted, RateLimited (``rate_limited`` or ``slow_mode``, with ``retry_after``), Invalid,
     BlockedContent. Emits ``message.new`` on commit; a flag term opens a Report.
     """
+    stored = message_submit(
+        actor=actor, room_id=room.pk, body=body, client_msg_id=client_msg_id, reply_to=reply_to
+    ).result()
+    if not stored.created:
+        return Message.objects.select_related("author").get(pk=stored.message_id), False
+    message = Message(
+        pk=stored.message_id,
+        room=room,
+        seq=stored.seq,
+        event_seq=stored.seq,
+        author=actor,
+        client_msg_id=client_msg_id,
+        body=stored.body,
+        reply_to_id=stored.reply_to,
+        mentions=list(stored.mentions),
+        created_at=stored.created_at or timezone.now(),
+        deleted=False,
+    )
+    message._state.adding = False
+    message._state.db = "default"
+    return message, True
+
+
+def message_submit(
+    *, actor: User, room_id: int, body: str, client_msg_id: str, reply_to: int | None = None
+) -> Future[Stored]:
+    """Hand a send to the writer without waiting: the future answers as ``message_post``
+    does (a ``Stored``, or the error that refused the send). Raises Invalid at once for a
+    malformed ``client_msg_id``."""
+    check_client_msg_id(client_msg_id)
+    return writer.submit(
+        Send(actor.pk, actor.username, room_id, body, client_msg_id, reply_to=reply_to)
+    )
+
+
+def check_client_msg_id(client_msg_id: str) -> None:
     if not 1 <= len(client_msg_id) <= 64:
         raise Invalid(
             "client_msg_id is 1 to 64 characters.",
             fields={"client_msg_id": ["1 to 64 characters."]},
         )
-    membership = _poster_membership(actor, room)
-    with transaction.atomic():
-        # Every check runs under the room lock: a concurrent twin of this send is committed
-        # or waiting, and concurrent posts of one author meet slow mode one at a time.
-        locked = lock_room(room.pk)
-        existing = _existing(room, actor, client_msg_id)
-        if existing is not None:
-            return existing, False
-        body = clean_body(body)
-        if membership.muted_until is not None and membership.muted_until > timezone.now():
-            raise Muted("You are muted in this community.")
-        if not at_least(membership.role, Role.MODERATOR):
-            check_slow_mode(room=locked, user_id=actor.pk)
-        flags = automod(community=room.community, body=body)
-        parent = None
-        if reply_to is not None:
-            parent = Message.objects.filter(pk=reply_to, room=room).only("pk").first()
-            if parent is None:
-                raise _bad_reply()
-        check_message_rate(user_id=actor.pk)  # last: a refused send spends none of the budget
-        message = Message.objects.create(
-            room=locked,
-            seq=locked.head_seq + 1,
-            event_seq=locked.head_seq + 1,
-            author=actor,
-            client_msg_id=client_msg_id,
-            body=body,
-            reply_to=parent,
-            mentions=_mentions(room, body),
-        )
-        append_event(
-            locked,
-            "message.new",
-            {"message": message_dict(message, fresh=True)},
-            urls=_urls(body),
-        )
-        if flags:
-            Report.objects.create(
-                message=message, reporter=None, reason="automod: " + ", ".join(flags)
-            )
-    return message, True
-
-
-def _poster_membership(actor: User, room: Room) -> Membership:
-    """The actor's membership if they can read the room (one query for a public room);
-    NotFound alike for a missing room, a non-member and a private room they cannot read."""
-    membership = (
-        Membership.objects.filter(community_id=room.community_id, user=actor)
-        .only("role", "muted_until")
-        .first()
-    )
-    if membership is None:
-        raise NotFound("No such room.")
-    if (
-        room.private
-        and not at_least(membership.role, Role.ADMIN)
-        and not RoomMember.objects.filter(room=room, user=actor).exists()
-    ):
-        raise NotFound("No such room.")
-    return membership
-
-
-def _bad_reply() -> Invalid:
-    return Invalid(
-        "reply_to is not a message of this room.",
-        fields={"reply_to": ["Not a message of this room."]},
-    )
-
-
-def _existing(room: Room, actor: User, client_msg_id: str) -> Message | None:
-    mine = Message.objects.filter(room=room, author=actor, client_msg_id=client_msg_id)
-    # Nearly every send is new: ask first with the cheapest query, fetch only a repeat.
-    if not mine.exists():
-        return None
-    return mine.select_related("author").first()
 
 
 def message_edit(*, actor: User, message: Message, body: str) -> Message:
