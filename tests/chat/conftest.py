@@ -69,6 +69,12 @@ class FanoutCapture:
         self.room_events.append(RoomEventCall(room_id, seq, decoded))
         return True
 
+    def _room_events(self, items: Sequence[Any]) -> bool:
+        """A committed batch of the writer: its events, in order."""
+        for item in items:
+            self._room_event(room_id=item.room_id, seq=item.seq, frame=item.frame)
+        return True
+
     def _to_users(self, *, user_ids: Any, frame: bytes) -> None:
         self.user_frames.append((tuple(user_ids), orjson.loads(frame)))
 
@@ -78,10 +84,13 @@ def capture_fanout(
     monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
 ) -> FanoutCapture:
     capture = FanoutCapture(django_capture_on_commit_callbacks)
-    replacements = [
+    replacements: list[tuple[Any, Any]] = [
         (publish.publish_room_event, capture._room_event),
         (publish.publish_to_users, capture._to_users),
     ]
+    many = getattr(publish, "publish_room_events", None)
+    if many is not None:
+        replacements.append((many, capture._room_events))
     # The apps call through the module (``publish.publish_room_event``); a module that imported
     # the function itself is patched as well.
     for name, module in list(sys.modules.items()):
