@@ -35,7 +35,8 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,7 @@ from typing import Any
 
 import msgspec
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
@@ -64,6 +66,7 @@ _ROOMS = Room._meta.db_table
 _MEMBERSHIPS = Membership._meta.db_table
 _ROOM_MEMBERS = RoomMember._meta.db_table
 _TERMS = BlockedTerm._meta.db_table
+_USERS = User._meta.db_table
 _json = msgspec.json.Encoder()
 
 
@@ -145,18 +148,72 @@ def _aware(value: Any) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-class _Batch:
-    """One transaction's worth of sends, read and written with a raw cursor."""
+@dataclass(slots=True)
+class _Reads:
+    """What a batch's checks need, read under the rooms' locks."""
 
-    def __init__(self, cursor: Any, sends: Sequence[Send]) -> None:
-        self.cursor = cursor
+    rooms: dict[int, _Room]
+    members: dict[tuple[int, int], tuple[str, datetime | None]]  # (community, user)
+    in_private: set[tuple[int, int]]  # (room, user) for members of private rooms
+    existing: dict[tuple[int, int, str], tuple[int, int]]  # idempotency key -> (id, seq)
+    last_posts: dict[tuple[int, int], datetime]  # (room, author) in slow-mode rooms
+    terms: dict[int, tuple[tuple[str, str], ...]]  # community -> (term, action) pairs
+    parents: dict[int, int]  # message replied to -> its room
+    named: dict[tuple[int, str], tuple[int, str]]  # (community, name) -> (user, role)
+    ids: list[int] = field(default_factory=list)  # message ids taken ahead (PostgreSQL)
+
+
+@dataclass(slots=True)
+class _Row:
+    """A new message: its seq assigned, its payload encoded."""
+
+    message_id: int
+    room_id: int
+    seq: int
+    author_id: int
+    client_msg_id: str
+    body: str
+    reply_to: int | None
+    mentions: str  # JSON
+    payload: bytes  # the message.new event without type, room and seq framing
+
+
+class _Batch:
+    """A batch's statements, one at a time, with plain SQL any backend runs (SQLite: in
+    process, where a statement costs no round trip)."""
+
+    def __init__(self, sends: Sequence[Send]) -> None:
         self.sends = sends
-        self.pg = connection.vendor == "postgresql"
         self.now = timezone.now()
+        self.cursor: Any = None
 
     def rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         self.cursor.execute(sql, params)
         return list(self.cursor.fetchall())
+
+    def read(self) -> _Reads:
+        with connection.cursor() as self.cursor:
+            rooms = self.lock_rooms()
+            communities = {room.community_id for room in rooms.values()}
+            names = set().union(*(mention_names(s.body) for s in self.sends))
+            named = self.named(names, communities)
+            slow = {
+                (s.room_id, s.author_id)
+                for s in self.sends
+                if s.room_id in rooms and rooms[s.room_id].slow_mode_s
+            }
+            private = {room_id for room_id, room in rooms.items() if room.private}
+            users = {s.author_id for s in self.sends} | {user for user, _ in named.values()}
+            return _Reads(
+                rooms=rooms,
+                members=self.memberships(rooms),
+                in_private=self.room_members(private, users),
+                existing=self.existing(),
+                last_posts=self.last_posts(slow),
+                terms=self.terms(communities),
+                parents=self.parents(),
+                named=named,
+            )
 
     def lock_rooms(self) -> dict[int, _Room]:
         ids = sorted({send.room_id for send in self.sends})
@@ -184,7 +241,6 @@ class _Batch:
         return {(row[0], row[1]): (row[2], _aware(row[3])) for row in rows}
 
     def room_members(self, room_ids: set[int], user_ids: set[int]) -> set[tuple[int, int]]:
-        """(room, user) pairs of private rooms' members among these users."""
         if not room_ids or not user_ids:
             return set()
         rooms, users = sorted(room_ids), sorted(user_ids)
@@ -207,7 +263,6 @@ class _Batch:
         return {(row[0], row[1], row[2]): (row[3], row[4]) for row in rows}
 
     def last_posts(self, pairs: set[tuple[int, int]]) -> dict[tuple[int, int], datetime]:
-        """When each (room, author) pair last posted (slow-mode rooms only)."""
         if not pairs:
             return {}
         ordered = sorted(pairs)
@@ -222,18 +277,15 @@ class _Batch:
         if not community_ids:
             return {}
         ids = sorted(community_ids)
-        rows = self.rows(
-            f"SELECT community_id, term, action FROM {_TERMS} "
-            f"WHERE community_id IN ({_marks(len(ids))}) ORDER BY community_id, term",
-            ids,
+        return _terms_of(
+            self.rows(
+                f"SELECT community_id, term, action FROM {_TERMS} "
+                f"WHERE community_id IN ({_marks(len(ids))}) ORDER BY community_id, term",
+                ids,
+            )
         )
-        found: dict[int, list[tuple[str, str]]] = {}
-        for community_id, term, action in rows:
-            found.setdefault(community_id, []).append((term, action))
-        return {community: tuple(terms) for community, terms in found.items()}
 
     def parents(self) -> dict[int, int]:
-        """Message id -> its room, for the messages replied to."""
         ids = sorted({s.reply_to for s in self.sends if s.reply_to is not None})
         if not ids:
             return {}
@@ -245,13 +297,11 @@ class _Batch:
     def named(
         self, names: set[str], community_ids: set[int]
     ) -> dict[tuple[int, str], tuple[int, str]]:
-        """(community, lower-case name) -> (user id, role) for the named members."""
         if not names or not community_ids:
             return {}
-        users = connection.ops.quote_name("auth_user")
         ordered, communities = sorted(names), sorted(community_ids)
         rows = self.rows(
-            f"SELECT m.community_id, LOWER(u.username), u.id, m.role FROM {users} u "
+            f"SELECT m.community_id, LOWER(u.username), u.id, m.role FROM {_USERS} u "
             f"JOIN {_MEMBERSHIPS} m ON m.user_id = u.id "
             f"WHERE LOWER(u.username) IN ({_marks(len(ordered))}) "
             f"AND m.community_id IN ({_marks(len(communities))})",
@@ -259,47 +309,220 @@ class _Batch:
         )
         return {(row[0], row[1]): (row[2], row[3]) for row in rows}
 
-    def insert_messages(self, accepted: list[_Accepted]) -> dict[tuple[int, int], int]:
-        """The new messages; (room, seq) -> id."""
-        json = "CAST(%s AS jsonb)" if self.pg else "%s"
-        row = f"(%s, %s, %s, %s, %s, %s, %s, {json}, %s, NULL, %s)"
-        created_at = connection.ops.adapt_datetimefield_value(self.now)
-        params: list[Any] = []
-        for a in accepted:
-            s = a.send
-            params += [
-                s.room_id, a.seq, a.seq, s.author_id, s.client_msg_id, a.body, s.reply_to,
-                _json.encode(list(a.mentions)).decode(), created_at, False,
-            ]  # fmt: skip
-        rows = self.rows(
-            f"INSERT INTO {_MESSAGES} (room_id, seq, event_seq, author_id, client_msg_id, body, "
-            f"reply_to_id, mentions, created_at, edited_at, deleted) "
-            f"VALUES {_marks(len(accepted), row)} RETURNING id, room_id, seq",
-            params,
-        )
-        return {(row[1], row[2]): row[0] for row in rows}
+    def take_ids(self, reads: _Reads, count: int) -> list[int] | None:
+        """Message ids for ``count`` new messages, or None: the insert returns them."""
+        return None
 
-    def insert_events(self, events: list[tuple[int, int, bytes]]) -> None:
-        """``message.new`` events: (room, seq, payload JSON)."""
-        json = "CAST(%s AS jsonb)" if self.pg else "%s"
-        row = f"(%s, %s, %s, {json}, %s)"
+    def write(self, rows: list[_Row], heads: dict[int, int]) -> None:
         created_at = connection.ops.adapt_datetimefield_value(self.now)
-        params: list[Any] = []
-        for room_id, seq, payload in events:
-            params += [room_id, seq, "message.new", payload.decode(), created_at]
-        self.cursor.execute(
-            f"INSERT INTO {_EVENTS} (room_id, seq, type, payload, created_at) "
-            f"VALUES {_marks(len(events), row)}",
-            params,
-        )
-
-    def move_heads(self, heads: dict[int, int]) -> None:
+        message_row = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, 0)"
+        messages = [
+            (r.message_id, r.room_id, r.seq, r.seq, r.author_id, r.client_msg_id, r.body,
+             r.reply_to, r.mentions, created_at)
+            for r in rows
+        ]  # fmt: skip
+        events = [(r.room_id, r.seq, "message.new", r.payload.decode(), created_at) for r in rows]
         ids = sorted(heads)
         cases = " ".join(["WHEN %s THEN %s"] * len(ids))
-        self.cursor.execute(
-            f"UPDATE {_ROOMS} SET head_seq = CASE id {cases} END WHERE id IN ({_marks(len(ids))})",
-            [*(value for room_id in ids for value in (room_id, heads[room_id])), *ids],
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {_MESSAGES} (id, room_id, seq, event_seq, author_id, "
+                f"client_msg_id, body, reply_to_id, mentions, created_at, edited_at, deleted) "
+                f"VALUES {_marks(len(rows), message_row)}",
+                [value for row in messages for value in row],
+            )
+            cursor.execute(
+                f"INSERT INTO {_EVENTS} (room_id, seq, type, payload, created_at) "
+                f"VALUES {_marks(len(rows), '(%s, %s, %s, %s, %s)')}",
+                [value for row in events for value in row],
+            )
+            cursor.execute(
+                f"UPDATE {_ROOMS} SET head_seq = CASE id {cases} END "
+                f"WHERE id IN ({_marks(len(ids))})",
+                [*(value for room_id in ids for value in (room_id, heads[room_id])), *ids],
+            )
+
+
+class _PgBatch(_Batch):
+    """PostgreSQL: three statements per batch whatever its size: one reads everything the
+    checks need while it locks the rooms, one writes the messages, their events and the
+    rooms' heads, then the commit. Each statement's text is the same for every batch (arrays,
+    not lists of placeholders), so it is prepared once per connection (``prepare=True``:
+    Django leaves psycopg's automatic preparing off) and planned once.
+
+    The read is one statement, so it reads with one snapshot, taken before it waited for the
+    rooms' locks. What another writer committed meanwhile shows in the locked rows (their
+    latest version) but not in the rest: when a locked room's head or access version differs
+    from the snapshot's, the read runs again, now holding the locks, so a twin stored by
+    another process or a ban that landed meanwhile is seen before anything is decided."""
+
+    def read(self) -> _Reads:
+        import psycopg
+
+        raw = connection.connection
+        sends = self.sends
+        pairs = sorted({(s.room_id, s.author_id) for s in sends})
+        keys = sorted({(s.room_id, s.author_id, s.client_msg_id) for s in sends})
+        params = {
+            "rooms": sorted({s.room_id for s in sends}),
+            "pair_rooms": [p[0] for p in pairs],
+            "pair_users": [p[1] for p in pairs],
+            "key_rooms": [k[0] for k in keys],
+            "key_users": [k[1] for k in keys],
+            "keys": [k[2] for k in keys],
+            "names": sorted(set().union(*(mention_names(s.body) for s in sends))),
+            "parents": sorted({s.reply_to for s in sends if s.reply_to is not None}),
+            "count": len(sends),
+        }
+        with psycopg.Cursor(raw) as cursor:
+            if raw not in _generic_plans:
+                # Plans made once per connection and kept: these statements are index
+                # look-ups whatever the arrays hold, and planning them each time would cost
+                # more than running them.
+                cursor.execute("SET plan_cache_mode = force_generic_plan")
+                _generic_plans.add(raw)
+            for _attempt in range(3):
+                cursor.execute(_PG_READ, params, prepare=True)
+                row = cursor.fetchone()
+                assert row is not None
+                locked = row[0] or []
+                if all(r[6] == r[2] and r[7] == r[3] for r in locked):
+                    break
+                params["count"] = 0  # ids were taken by the first attempt
+                ids = row[8]
+            else:  # pragma: no cover (a third change while the locks are held is impossible)
+                raise OperationalError("the rooms changed under their locks")
+        taken = row[8] if params["count"] else ids
+        members, in_private, existing, last_posts, terms, parents, named = (
+            value or [] for value in row[1:8]
         )
+        return _Reads(
+            rooms={r[0]: _Room(r[1], r[2], r[3], r[4], bool(r[5])) for r in locked},
+            members={(r[0], r[1]): (r[2], _aware(r[3])) for r in members},
+            in_private={(r[0], r[1]) for r in in_private},
+            existing={(r[0], r[1], r[2]): (r[3], r[4]) for r in existing},
+            last_posts={
+                (r[0], r[1]): when for r in last_posts if (when := _aware(r[2])) is not None
+            },
+            terms=_terms_of(sorted(tuple(r) for r in terms)),
+            parents={r[0]: r[1] for r in parents},
+            named={(r[0], r[1]): (r[2], r[3]) for r in named},
+            ids=sorted(taken or []),
+        )
+
+    def take_ids(self, reads: _Reads, count: int) -> list[int] | None:
+        return reads.ids[:count]
+
+    def write(self, rows: list[_Row], heads: dict[int, int]) -> None:
+        import psycopg
+
+        room_ids = sorted(heads)
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(
+                _PG_WRITE,
+                {
+                    "now": self.now,
+                    "ids": [r.message_id for r in rows],
+                    "rooms": [r.room_id for r in rows],
+                    "seqs": [r.seq for r in rows],
+                    "authors": [r.author_id for r in rows],
+                    "keys": [r.client_msg_id for r in rows],
+                    "bodies": [r.body for r in rows],
+                    "replies": [r.reply_to for r in rows],
+                    "mentions": [r.mentions for r in rows],
+                    "payloads": [r.payload.decode() for r in rows],
+                    "head_rooms": room_ids,
+                    "heads": [heads[r] for r in room_ids],
+                },
+                prepare=True,
+            )
+
+
+# The connections whose session plans the statements above once (weakly held: a connection
+# that closed is forgotten).
+_generic_plans: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _terms_of(rows: Iterable[tuple[Any, ...]]) -> dict[int, tuple[tuple[str, str], ...]]:
+    found: dict[int, list[tuple[str, str]]] = {}
+    for community_id, term, action in rows:
+        found.setdefault(community_id, []).append((term, action))
+    return {community: tuple(terms) for community, terms in found.items()}
+
+
+def _agg(select: str) -> str:
+    """A subquery's rows as one JSON array of arrays (an empty result: NULL)."""
+    return f"(SELECT json_agg(json_build_array({select})"
+
+
+_LAST_POST = (
+    f"(SELECT MAX(m.created_at) FROM {_MESSAGES} m "
+    f"WHERE m.room_id = p.room_id AND m.author_id = p.user_id)"
+)
+
+# One row: the locked rooms (with the snapshot's head and access version beside the locked
+# row's), then memberships, private-room members, used idempotency keys, last posts in
+# slow-mode rooms, automod terms, messages replied to, named users, and message ids taken.
+_PG_READ = f"""
+WITH locked AS (
+  SELECT id, community_id, head_seq, access_version, slow_mode_s, private FROM {_ROOMS}
+  WHERE id = ANY(%(rooms)s::bigint[]) ORDER BY id FOR UPDATE
+), pairs AS (
+  SELECT * FROM unnest(%(pair_rooms)s::bigint[], %(pair_users)s::bigint[]) AS p(room_id, user_id)
+)
+SELECT
+ {
+    _agg(
+        "l.id, l.community_id, l.head_seq, l.access_version, l.slow_mode_s, l.private, "
+        "r.head_seq, r.access_version"
+    )
+}) FROM locked l JOIN {_ROOMS} r ON r.id = l.id),
+ {_agg("m.community_id, m.user_id, m.role, m.muted_until")}) FROM pairs p
+   JOIN {_ROOMS} r ON r.id = p.room_id
+   JOIN {_MEMBERSHIPS} m ON m.community_id = r.community_id AND m.user_id = p.user_id),
+ {_agg("rm.room_id, rm.user_id")}) FROM {_ROOM_MEMBERS} rm
+   WHERE rm.room_id = ANY(%(rooms)s::bigint[]) AND (rm.user_id = ANY(%(pair_users)s::bigint[])
+   OR rm.user_id IN (SELECT id FROM {_USERS} WHERE LOWER(username) = ANY(%(names)s::text[])))),
+ {_agg("m.room_id, m.author_id, m.client_msg_id, m.id, m.seq")})
+   FROM unnest(%(key_rooms)s::bigint[], %(key_users)s::bigint[], %(keys)s::text[])
+   AS k(room_id, author_id, key) JOIN {_MESSAGES} m ON m.room_id = k.room_id
+   AND m.author_id = k.author_id AND m.client_msg_id = k.key),
+ {_agg("p.room_id, p.user_id, " + _LAST_POST)}) FROM pairs p
+   JOIN {_ROOMS} r ON r.id = p.room_id WHERE r.slow_mode_s > 0),
+ {_agg("t.community_id, t.term, t.action")}) FROM {_TERMS} t WHERE t.community_id IN
+   (SELECT community_id FROM {_ROOMS} WHERE id = ANY(%(rooms)s::bigint[]))),
+ {_agg("m.id, m.room_id")}) FROM {_MESSAGES} m WHERE m.id = ANY(%(parents)s::bigint[])),
+ {_agg("m.community_id, LOWER(u.username), u.id, m.role")}) FROM {_USERS} u
+   JOIN {_MEMBERSHIPS} m ON m.user_id = u.id WHERE LOWER(u.username) = ANY(%(names)s::text[])
+   AND m.community_id IN (SELECT community_id FROM {_ROOMS} WHERE id = ANY(%(rooms)s::bigint[]))),
+ (SELECT json_agg(nextval(pg_get_serial_sequence('{_MESSAGES}', 'id')))
+   FROM generate_series(1, %(count)s::int))
+"""
+
+# The messages, their message.new events and the rooms' heads, in one statement.
+_PG_WRITE = f"""
+WITH messages AS (
+  INSERT INTO {_MESSAGES} (id, room_id, seq, event_seq, author_id, client_msg_id, body,
+    reply_to_id, mentions, created_at, edited_at, deleted)
+  SELECT id, room_id, seq, seq, author_id, key, body, reply_to, mentions::jsonb,
+    %(now)s::timestamptz, NULL, false
+  FROM unnest(%(ids)s::bigint[], %(rooms)s::bigint[], %(seqs)s::bigint[],
+    %(authors)s::bigint[], %(keys)s::text[], %(bodies)s::text[], %(replies)s::bigint[],
+    %(mentions)s::text[]) AS t(id, room_id, seq, author_id, key, body, reply_to, mentions)
+  RETURNING 1
+), events AS (
+  INSERT INTO {_EVENTS} (room_id, seq, type, payload, created_at)
+  SELECT room_id, seq, 'message.new', payload::jsonb, %(now)s::timestamptz
+  FROM unnest(%(rooms)s::bigint[], %(seqs)s::bigint[], %(payloads)s::text[])
+    AS t(room_id, seq, payload)
+  RETURNING 1
+), heads AS (
+  UPDATE {_ROOMS} AS r SET head_seq = t.head
+  FROM unnest(%(head_rooms)s::bigint[], %(heads)s::bigint[]) AS t(id, head) WHERE r.id = t.id
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM events), (SELECT count(*) FROM heads)
+"""
 
 
 @dataclass(slots=True)
@@ -318,79 +541,12 @@ def store_batch(sends: Sequence[Send]) -> list[Outcome]:
     batch is stored then). Must run where a database connection may be used (the writer
     thread, or a caller's transaction)."""
     outcomes: list[Outcome | None] = [None] * len(sends)
-    with transaction.atomic(), connection.cursor() as cursor:
-        batch = _Batch(cursor, sends)
-        rooms = batch.lock_rooms()
-        members = batch.memberships(rooms)
-        existing = batch.existing()
-        names = [mention_names(s.body) for s in sends]
-        communities = {room.community_id for room in rooms.values()}
-        named = batch.named(set().union(*names), communities)
-        private = {room_id for room_id, room in rooms.items() if room.private}
-        in_private = batch.room_members(
-            private, {s.author_id for s in sends} | {user for user, _ in named.values()}
-        )
-        slow = {
-            (s.room_id, s.author_id)
-            for s in sends
-            if s.room_id in rooms and rooms[s.room_id].slow_mode_s
-        }
-        last_posts = batch.last_posts(slow)
-        terms = batch.terms(communities)
-        parents = batch.parents()
-
-        def reads(room_id: int, room: _Room, user_id: int, role: str) -> bool:
-            return not room.private or role in _ADMIN_ROLES or (room_id, user_id) in in_private
-
-        candidates: list[_Accepted] = []
-        first_of: dict[tuple[int, int, str], int] = {}
-        twins: dict[int, int] = {}
-        for index, send in enumerate(sends):
-            room = rooms.get(send.room_id)
-            membership = members.get((room.community_id, send.author_id)) if room else None
-            if room is None or membership is None:
-                outcomes[index] = NotFound("No such room.")
-                continue
-            role, muted_until = membership
-            if not reads(send.room_id, room, send.author_id, role):
-                outcomes[index] = NotFound("No such room.")
-                continue
-            key = (send.room_id, send.author_id, send.client_msg_id)
-            if key in existing:
-                message_id, seq = existing[key]
-                outcomes[index] = Stored(message_id, send.room_id, seq, created=False)
-                continue
-            if key in first_of:  # the same send twice in one batch: one message, two answers
-                twins[index] = first_of[key]
-                continue
-            first_of[key] = index
-            try:
-                body = clean_body(send.body)
-                if muted_until is not None and muted_until > batch.now:
-                    raise Muted("You are muted in this community.")
-                if room.slow_mode_s and not at_least(role, Role.MODERATOR):
-                    _slow_mode(room, last_posts.get((send.room_id, send.author_id)), batch.now)
-                flags = automod_check(terms.get(room.community_id, ()), body)
-                if send.reply_to is not None and parents.get(send.reply_to) != send.room_id:
-                    raise Invalid(
-                        "reply_to is not a message of this room.",
-                        fields={"reply_to": ["Not a message of this room."]},
-                    )
-            except ApplicationError as exc:
-                outcomes[index] = exc
-                continue
-            mentioned = sorted(
-                {
-                    user
-                    for name in mention_names(body)
-                    if (found := named.get((room.community_id, name))) is not None
-                    and reads(send.room_id, room, (user := found[0]), found[1])
-                }
-            )
-            if room.slow_mode_s:  # a second post in this batch meets the first
-                last_posts[(send.room_id, send.author_id)] = batch.now
-            candidates.append(_Accepted(index, send, body, tuple(mentioned), flags))
-
+    twins: dict[int, int] = {}
+    with transaction.atomic():
+        connection.ensure_connection()
+        batch = _PgBatch(sends) if connection.vendor == "postgresql" else _Batch(sends)
+        reads = batch.read()
+        candidates = _check(batch, reads, outcomes, twins)
         # The rate is taken last, and only by sends that passed every other check.
         waits = take_message_rate([a.send.author_id for a in candidates])
         accepted: list[_Accepted] = []
@@ -401,8 +557,7 @@ def store_batch(sends: Sequence[Send]) -> list[Outcome]:
                 )
             else:
                 accepted.append(candidate)
-
-        items = _write(batch, rooms, accepted, outcomes) if accepted else []
+        items = _write(batch, reads, accepted, outcomes) if accepted else []
     for index, first in twins.items():
         stored = outcomes[first]
         if isinstance(stored, Stored):
@@ -412,6 +567,67 @@ def store_batch(sends: Sequence[Send]) -> list[Outcome]:
     if items:
         _publish(items)
     return [outcome if outcome is not None else RuntimeError("no outcome") for outcome in outcomes]
+
+
+def _check(
+    batch: _Batch, reads: _Reads, outcomes: list[Outcome | None], twins: dict[int, int]
+) -> list[_Accepted]:
+    """Each send's checks, in arrival order, as a lone post makes them; the sends that passed
+    (their outcome left None). ``twins``: a repeat within the batch -> its first."""
+    rooms, in_private = reads.rooms, reads.in_private
+    last_posts = dict(reads.last_posts)
+
+    def can_read(room_id: int, room: _Room, user_id: int, role: str) -> bool:
+        return not room.private or role in _ADMIN_ROLES or (room_id, user_id) in in_private
+
+    candidates: list[_Accepted] = []
+    first_of: dict[tuple[int, int, str], int] = {}
+    for index, send in enumerate(batch.sends):
+        room = rooms.get(send.room_id)
+        membership = reads.members.get((room.community_id, send.author_id)) if room else None
+        if room is None or membership is None:
+            outcomes[index] = NotFound("No such room.")
+            continue
+        role, muted_until = membership
+        if not can_read(send.room_id, room, send.author_id, role):
+            outcomes[index] = NotFound("No such room.")
+            continue
+        key = (send.room_id, send.author_id, send.client_msg_id)
+        if key in reads.existing:
+            message_id, seq = reads.existing[key]
+            outcomes[index] = Stored(message_id, send.room_id, seq, created=False)
+            continue
+        if key in first_of:  # the same send twice in one batch: one message, two answers
+            twins[index] = first_of[key]
+            continue
+        try:
+            body = clean_body(send.body)
+            if muted_until is not None and muted_until > batch.now:
+                raise Muted("You are muted in this community.")
+            if room.slow_mode_s and not at_least(role, Role.MODERATOR):
+                _slow_mode(room, last_posts.get((send.room_id, send.author_id)), batch.now)
+            flags = automod_check(reads.terms.get(room.community_id, ()), body)
+            if send.reply_to is not None and reads.parents.get(send.reply_to) != send.room_id:
+                raise Invalid(
+                    "reply_to is not a message of this room.",
+                    fields={"reply_to": ["Not a message of this room."]},
+                )
+        except ApplicationError as exc:
+            outcomes[index] = exc
+            continue
+        mentioned = sorted(
+            {
+                user
+                for name in mention_names(body)
+                if (found := reads.named.get((room.community_id, name))) is not None
+                and can_read(send.room_id, room, (user := found[0]), found[1])
+            }
+        )
+        if room.slow_mode_s:  # a second post in this batch meets the first
+            last_posts[(send.room_id, send.author_id)] = batch.now
+        first_of[key] = index  # a refused send's twin is checked on its own, as if alone
+        candidates.append(_Accepted(index, send, body, tuple(mentioned), flags))
+    return candidates
 
 
 def _slow_mode(room: _Room, last: datetime | None, now: datetime) -> None:
@@ -427,28 +643,27 @@ def _slow_mode(room: _Room, last: datetime | None, now: datetime) -> None:
 
 
 def _write(
-    batch: _Batch,
-    rooms: dict[int, _Room],
-    accepted: list[_Accepted],
-    outcomes: list[Outcome | None],
+    batch: _Batch, reads: _Reads, accepted: list[_Accepted], outcomes: list[Outcome | None]
 ) -> list[Any]:
     """Seqs, the inserts, the heads; returns the fan-out items of the batch's events."""
     from chat.links import urls_in
     from fanout.items import RoomItem
 
+    rooms = reads.rooms
     heads: dict[int, int] = {}
     for a in accepted:
         room = rooms[a.send.room_id]
         room.head_seq += 1
         a.seq = heads[a.send.room_id] = room.head_seq
-    ids = batch.insert_messages(accepted)
+    ids = batch.take_ids(reads, len(accepted))
+    if ids is None:  # the backend has no sequence to take from ahead: insert, then read them
+        ids = _insert_for_ids(batch, accepted)
     created = batch.now.isoformat().replace("+00:00", "Z")
-    events: list[tuple[int, int, bytes]] = []
+    rows: list[_Row] = []
     items: list[Any] = []
     reports: list[Report] = []
-    for a in accepted:
+    for a, message_id in zip(accepted, ids, strict=True):
         s = a.send
-        message_id = ids[(s.room_id, a.seq)]
         payload = _json.encode(
             {
                 "message": {
@@ -467,32 +682,46 @@ def _write(
                 }
             }
         )
-        events.append((s.room_id, a.seq, payload))
+        rows.append(
+            _Row(
+                message_id, s.room_id, a.seq, s.author_id, s.client_msg_id, a.body, s.reply_to,
+                _json.encode(list(a.mentions)).decode(), payload,
+            )
+        )  # fmt: skip
         # The frame is the payload with its type, room and seq in front: encoded once.
         frame = b'{"type":"message.new","room":%d,"seq":%d,%s' % (s.room_id, a.seq, payload[1:])
         room = rooms[s.room_id]
+        urls = tuple(urls_in(a.body)) if "." in a.body else ()
         items.append(
             RoomItem(
-                s.room_id,
-                a.seq,
-                frame,
-                None,
-                room.community_id,
-                tuple(urls_in(a.body)) if "." in a.body else (),
+                s.room_id, a.seq, frame, None, room.community_id, urls,
                 access_version=room.access_version,
             )
-        )
+        )  # fmt: skip
         outcomes[a.index] = Stored(
             message_id, s.room_id, a.seq, True, a.body, s.reply_to, a.mentions, batch.now
         )
         if a.flags:
             reason = "automod: " + ", ".join(a.flags)
             reports.append(Report(message_id=message_id, reporter=None, reason=reason))
-    batch.insert_events(events)
-    batch.move_heads(heads)
+    batch.write(rows, heads)
     if reports:  # rare (a flag term): the ORM is fine here
         Report.objects.bulk_create(reports)
     return items
+
+
+def _insert_for_ids(batch: _Batch, accepted: list[_Accepted]) -> list[int]:
+    """Where ids cannot be taken ahead (SQLite): the next ids after the table's highest,
+    under the write lock every SQLite transaction here takes (``transaction_mode``
+    IMMEDIATE), so no other writer can take them meanwhile."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = %s), 0), "
+            f"COALESCE((SELECT MAX(id) FROM {_MESSAGES}), 0))",
+            [_MESSAGES],
+        )
+        top = int(cursor.fetchone()[0])
+    return list(range(top + 1, top + 1 + len(accepted)))
 
 
 def _publish(items: list[Any]) -> None:
