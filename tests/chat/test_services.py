@@ -191,24 +191,6 @@ def test_search_selector_hides_unreadable_and_deleted(world: World, no_message_r
     assert found("member", q="APPLES") == [visible.pk]
 
 
-TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK")
-
-
-def test_message_post_in_a_public_room_takes_seven_statements(world: World) -> None:
-    """The hot path, pinned: membership, room lock, idempotency, automod terms, the message,
-    the room's head and the event (no reactions query for a new message)."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    post(world.users["member"], world.general, "warm up")
-    with CaptureQueriesContext(connection) as captured:
-        post(world.users["member"], world.general, "hello there")
-    statements = [
-        q["sql"] for q in captured.captured_queries if not q["sql"].startswith(TRANSACTION_CONTROL)
-    ]
-    assert len(statements) == 7, statements
-
-
 def test_a_message_s_event_seq_follows_every_event_about_it(world: World) -> None:
     member = world.users["member"]
     message = post(member, world.general, "v1")
