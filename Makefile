@@ -98,8 +98,9 @@ test-scaled: install
 
 test: lint js-check typecheck schema deploy-check compose-check test-embedded test-scaled
 
-# Sphere (scaled mode) against the Channels tutorial and a bare websockets server, on this
-# machine's PostgreSQL and Redis; writes docs/bench/RESULTS.md and the plots.
+# Sphere (scaled mode; the embedded mode for the ingest family) against the Channels tutorial
+# and a bare websockets server, on this machine's PostgreSQL and Redis; writes
+# docs/bench/RESULTS.md, results.json and the plots (docs/bench/README.md).
 bench: install
 	@$(PY) -c "import socket; [socket.create_connection(a, 1).close() for a in \
 		[('127.0.0.1', 5432), ('127.0.0.1', 6379)]]" 2>/dev/null || \

@@ -1,11 +1,13 @@
 """Sphere against the Channels tutorial and a bare websockets server, in one run.
 
-    python -m bench quick     # a few minutes: 100 and 1,000 members, a 500-message burst
-    python -m bench full      # every scenario, saturation sweeps included
+    python -m bench quick     # a few minutes: 100 and 1,000 members, a 500-message burst,
+                              # 50 rooms x 10 members at 100 and 500 msg/s, idle cost
+    python -m bench full      # every scenario, saturation sweeps and ingest steps included
     python -m bench tiny      # a few clients and messages: keeps the harness working (CI)
 
 Needs PostgreSQL and Redis on 127.0.0.1 (Sphere's scaled mode and the tutorial's channel
-layer); everything runs on loopback, every scenario is bounded in connections and time.
+layer); everything runs on loopback, every scenario is bounded in connections and time. Sphere
+in the embedded mode (``sphere-embedded``) runs the ingest family only.
 Writes ``docs/bench/RESULTS.md``, ``results.json`` and the plots (``--out`` elsewhere).
 """
 
@@ -20,7 +22,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.harness import Round, Session, burst, steady
@@ -38,6 +40,11 @@ class Step:
     storm: float = 0.0
 
 
+MAIN = frozenset({"sphere", "tutorial", "bare"})  # the big-room scenarios' systems
+EVERY = MAIN | {"sphere-embedded"}
+PROFILED_INGEST = (50, 10, 500.0)  # --profile: the ingest round sampled (rooms, members, rate)
+
+
 @dataclass
 class Plan:
     """One population (rooms x members), connected once, and the rounds run on it."""
@@ -47,17 +54,34 @@ class Plan:
     steps: list[Step]
     tickets: int = 2  # one spare: a failed first attempt opens with another
     sweep: list[float] = field(default_factory=list)  # offered messages/s, until it breaks
+    # The ingest family: total offered messages/s over every room's sender, stepped up until
+    # a step is not kept up; ``ingest_s`` seconds each.
+    ingest: list[float] = field(default_factory=list)
+    ingest_s: float = 5.0
+    idle_s: float = 0.0  # the system at rest with this population connected, measured first
+    systems: frozenset[str] = MAIN
 
 
 def one_room(members: int, rate: float, seconds: float) -> Step:
     return Step(f"room-{members}", lambda: steady(1, rate, seconds), rate)
 
 
+def ingest(rooms: int, members: int, rates: list[float], *, idle_s: float = 0.0) -> Plan:
+    """R rooms x K members, one sender per room, open-loop total rates stepped up: every
+    system, the embedded mode included. A ticket for each of the fleet's three attempts at
+    opening a connection."""
+    return Plan(rooms, members, [], tickets=3, ingest=rates, idle_s=idle_s, systems=EVERY)
+
+
 def plans(kind: str) -> list[Plan]:
     if kind == "tiny":
-        return [Plan(1, 5, [one_room(5, 20, 1.0), Step("burst-5", lambda: burst(20), 0)])]
+        return [
+            Plan(1, 5, [one_room(5, 20, 1.0), Step("burst-5", lambda: burst(20), 0)]),
+            replace(ingest(2, 3, [10]), ingest_s=1.0, idle_s=2.0),
+        ]
     if kind == "quick":
         return [
+            ingest(50, 10, [100, 500], idle_s=20),
             Plan(1, 100, [one_room(100, 10, 5)]),
             Plan(
                 1,
@@ -66,6 +90,8 @@ def plans(kind: str) -> list[Plan]:
             ),
         ]
     return [
+        ingest(50, 10, [100, 250, 500, 1000, 2000], idle_s=20),
+        ingest(50, 100, [100, 250, 500, 1000]),
         Plan(1, 10, [one_room(10, 10, 10)], sweep=[100, 200, 400, 800]),
         Plan(1, 100, [one_room(100, 10, 10)], sweep=[100, 200, 400, 800]),
         Plan(
@@ -89,12 +115,25 @@ def plans(kind: str) -> list[Plan]:
 
 
 async def run_system(
-    system: System, kind: str, results: list[Round], profile: Path | None = None
+    system: System,
+    kind: str,
+    results: list[Round],
+    profile: Path | None = None,
+    *,
+    ingest_only: bool = False,
 ) -> None:
     processes = 1 if kind == "tiny" else 2
+    chosen = [
+        plan
+        for plan in plans(kind)
+        if system.name in plan.systems and (plan.ingest or not ingest_only)
+    ]
+    if not chosen:
+        system.stop()
+        return
     await asyncio.to_thread(system.start)
     try:
-        for plan in plans(kind):
+        for plan in chosen:
             session = Session(
                 system,
                 rooms=plan.rooms,
@@ -110,6 +149,10 @@ async def run_system(
                 await session.close()
                 continue
             try:
+                if plan.idle_s:
+                    results.append(
+                        await session.idle(f"idle-{plan.rooms}x{plan.members}", plan.idle_s)
+                    )
                 for step in plan.steps:
                     results.append(
                         await session.run(
@@ -119,7 +162,7 @@ async def run_system(
                             drain_s=step.drain_s,
                             storm=step.storm,
                             profile=profile
-                            if system.name == "sphere" and step.scenario == "room-1000"
+                            if system.dialect == "sphere" and step.scenario == "room-1000"
                             else None,
                         )
                     )
@@ -130,6 +173,20 @@ async def run_system(
                     results.append(result)
                     kept_up = result.delivered >= 0.99 * result.expected and result.p99_ms < 1000
                     if not kept_up:
+                        break
+                scenario = f"ingest-{plan.rooms}x{plan.members}"
+                for rate in plan.ingest:
+                    sampled = (plan.rooms, plan.members, rate) == PROFILED_INGEST
+                    result = await session.run(
+                        scenario,
+                        steady(plan.rooms, rate, plan.ingest_s),
+                        offered=rate,
+                        drain_s=10,
+                        profile=profile if system.dialect == "sphere" and sampled else None,
+                        profile_tag=f"{scenario}-{rate:g}",
+                    )
+                    results.append(result)
+                    if not result.delivered_in_time:
                         break
             finally:
                 await session.close()
@@ -142,7 +199,8 @@ async def main_async(args: argparse.Namespace) -> list[Round]:
     var = scratch()
     try:
         for name in args.systems:
-            await run_system(SYSTEMS[name](var), args.kind, results, args.profile)
+            await run_system(SYSTEMS[name](var), args.kind, results, args.profile,
+                             ingest_only=args.ingest_only)  # fmt: skip
     finally:
         if not args.keep:
             remove(var)
@@ -154,17 +212,19 @@ async def main_async(args: argparse.Namespace) -> list[Round]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("kind", choices=["tiny", "quick", "full"], nargs="?", default="quick")
-    parser.add_argument(
-        "--systems", nargs="+", choices=list(SYSTEMS), default=["sphere", "tutorial", "bare"]
-    )
+    parser.add_argument("--systems", nargs="+", choices=list(SYSTEMS), default=list(SYSTEMS))
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench")
+    parser.add_argument(
+        "--ingest-only", action="store_true", help="the ingest family (and idle cost) only"
+    )
     parser.add_argument("--no-report", action="store_true", help="print figures only")
     parser.add_argument("--keep", action="store_true", help="keep the servers' logs")
     parser.add_argument("--json", action="store_true", help="print every round as JSON")
     parser.add_argument(
         "--profile",
         type=Path,
-        help="sample Sphere's gateway and worker with py-spy during room-1000 into this folder",
+        help="sample Sphere's server processes with py-spy during room-1000 and the 50 x 10 "
+        "ingest round at 500 msg/s into this folder",
     )
     args = parser.parse_args(argv)
     # A harness stopped with SIGTERM stops its servers too (atexit runs on SystemExit).

@@ -4,7 +4,8 @@ on an open-loop schedule, and the figures of each round.
 A round numbers its messages afresh; the fleet counts what arrives of this round only, so a
 late frame of an earlier round never counts twice. Server CPU is read from ``/proc`` for every
 process the system runs on (Redis and PostgreSQL included), from the first send to the end of
-the drain; the drain ends when every member holds every message or at its deadline.
+the drain; the drain ends when every member holds every message or at its deadline. A session
+also measures what its system costs at rest, per process, with every connection open.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import random
 import subprocess
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,19 @@ import orjson
 from picows import WSListener, WSMsgType, ws_connect
 
 from bench.fleet import FleetHandle, Target, body, cpu_now, start_fleet
-from bench.stats import Verdict, latencies, merge_latest, percentile
-from bench.systems import System, cpu_by_role, cpu_seconds, cpu_spent, rss_bytes
+from bench.stats import Verdict, idle_costs, latencies, merge_latest, percentile
+from bench.systems import (
+    INFLIGHT,
+    System,
+    cpu_by_role,
+    cpu_seconds,
+    cpu_seconds_fine,
+    cpu_spent,
+    rss_bytes,
+)
 
 READY_TIMEOUT_S = 600.0
+LATE_MS = 1000.0  # a round whose p99 send → last member passes this did not keep up
 round_ids = itertools.count(1)
 
 
@@ -68,10 +78,29 @@ class Round:
     def clean(self) -> bool:
         return self.lost == 0 and self.duplicated == 0 and self.disordered == 0
 
+    @property
+    def cpu_per_message_ms(self) -> float:
+        """Server CPU (every process of the system) per message sent, in milliseconds."""
+        return self.server_cpu * 1000 / self.sent if self.sent else math.nan
+
+    @property
+    def delivered_in_time(self) -> bool:
+        """Kept up: every message delivered to every member once and in order, and p99 send →
+        last member within a second."""
+        return (
+            self.sent > 0
+            and self.delivered == self.expected
+            and self.clean
+            and self.p99_ms <= LATE_MS
+        )
+
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["deliveries_per_s"] = self.deliveries_per_s
         data["per_cpu_second"] = self.per_cpu_second
+        if self.sent:
+            data["cpu_per_message_ms"] = self.cpu_per_message_ms
+            data["delivered_in_time"] = self.delivered_in_time
         return data
 
 
@@ -96,7 +125,10 @@ def burst(count: int, room: int = 0) -> list[tuple[float, int]]:
 
 
 class Sender:
-    """One room's sending connection."""
+    """One room's sending connection. Sphere's sender pipelines within the protocol's window:
+    up to ``INFLIGHT`` sends await their answer (``ack`` or ``error``, matched by
+    ``client_msg_id`` and ``ref``); a send due while the window is full waits here, in order,
+    for an answer to free a slot, and its latency counts from its scheduled time."""
 
     def __init__(self, system: System, target: Target) -> None:
         self.system, self.target = system, target
@@ -105,6 +137,9 @@ class Sender:
         self.errors: Counter[str] = Counter()
         self.acks = 0
         self.acked_at: dict[str, float] = {}  # client_msg_id -> when its ack arrived
+        self.awaiting: set[str] = set()  # sends on the wire without an answer yet
+        self.waiting: deque[tuple[str, bytes]] = deque()  # due, held for a slot
+        self.held = 0  # sends of this round that waited for a slot
 
     async def open(self) -> None:
         sender = self
@@ -130,22 +165,51 @@ class Sender:
             self.hello.set_result(None)
         elif kind == "ack":
             self.acks += 1
-            self.acked_at[str(frame.get("client_msg_id"))] = time.time()
+            key = str(frame.get("client_msg_id"))
+            self.acked_at[key] = time.time()
+            self._answered(key)
         elif kind == "error":
             self.errors[str(frame.get("code"))] += 1
+            self._answered(str(frame.get("ref")))
+
+    def _answered(self, key: str) -> None:
+        self.awaiting.discard(key)
+        while self.waiting and len(self.awaiting) < INFLIGHT:
+            key, payload = self.waiting.popleft()
+            self.awaiting.add(key)
+            self.transport.send(WSMsgType.TEXT, payload)
 
     def send(self, round_id: int, n: int, sent: float) -> None:
         text = body(round_id, n, sent)
         if self.system.dialect == "sphere":
-            frame = {
-                "type": "message.send",
-                "room": self.target.room,
-                "client_msg_id": f"{round_id}-{n}",
-                "body": text,
-            }
+            # Pipelined: the next send never waits for this one's ack (matched by its id).
+            key = f"{round_id}-{n}"
+            payload = orjson.dumps(
+                {
+                    "type": "message.send",
+                    "room": self.target.room,
+                    "client_msg_id": key,
+                    "ref": key,
+                    "body": text,
+                }
+            )
+            if self.waiting or len(self.awaiting) >= INFLIGHT:
+                self.waiting.append((key, payload))
+                self.held += 1
+                return
+            self.awaiting.add(key)
+            self.transport.send(WSMsgType.TEXT, payload)
         else:
-            frame = {"message": text}
-        self.transport.send(WSMsgType.TEXT, orjson.dumps(frame))
+            self.transport.send(WSMsgType.TEXT, orjson.dumps({"message": text}))
+
+    def new_round(self) -> tuple[int, int]:
+        """Forget an earlier round's sends: (never answered, never sent). A system that has
+        settled has answered everything it received; what it never got was lost then."""
+        stale = (len(self.awaiting), len(self.waiting))
+        self.awaiting.clear()
+        self.waiting.clear()
+        self.held = 0
+        return stale
 
     def ping(self) -> None:
         if self.transport is not None:
@@ -251,13 +315,15 @@ class Session:
         drain_s: float = 15.0,
         storm: float = 0.0,
         profile: Path | None = None,
+        profile_tag: str = "",
     ) -> Round:
         """Send on the schedule (offsets in seconds, room indexes), wait for the drain, and
         return the round's figures. With ``profile``, py-spy samples every Python server
-        process during the send window into ``<profile>/<scenario>-<role>-<pid>.txt``
-        (collapsed stacks, for ``bench.profile``)."""
+        process during the send window into ``<profile>/<tag>-<role>-<pid>.txt`` (the tag is
+        the scenario unless given; collapsed stacks, for ``bench.profile``)."""
         round_id = next(round_ids)
         await self._settle()
+        stale = [sender.new_round() for sender in self.senders]
         for handle in self.fleets:
             handle.commands.put(("round", round_id))
         await asyncio.sleep(0.3)  # the fleets reset their tallies
@@ -267,7 +333,7 @@ class Session:
         if storm:
             for handle in self.fleets:
                 handle.commands.put(("storm", storm))
-        spies = self._spy(profile, scenario, schedule[-1][0] + 2) if profile else []
+        spies = self._spy(profile, profile_tag or scenario, schedule[-1][0] + 2) if profile else []
         pids = self.system.server_pids()
         cpu_before = cpu_seconds(pids)
         loadgen_before = cpu_now()
@@ -324,11 +390,18 @@ class Session:
             errors.update({f"sender {k}": v for k, v in sender.errors.items()})
         latest = merge_latest(parts)
         delays = latencies(sent_at, latest)
+        sender_of = dict(zip(self.population.rooms, self.senders, strict=True))
+        window: dict[str, int] = {}
+        if self.system.dialect == "sphere":
+            window = {
+                "sends_held_for_window": sum(s.held for s in self.senders),
+                "earlier_sends_unanswered": sum(a for a, _ in stale),
+                "earlier_sends_unsent": sum(w for _, w in stale),
+            }
         acked = [
-            sender.acked_at[f"{round_id}-{n}"] - at
+            sender_of[room].acked_at[f"{round_id}-{n}"] - at
             for (room, n), at in sent_at.items()
-            for sender in [self.senders[self.population.rooms.index(room)]]
-            if f"{round_id}-{n}" in sender.acked_at
+            if f"{round_id}-{n}" in sender_of[room].acked_at
         ]
         ack_ms: dict[str, float] = {}
         if acked:
@@ -359,6 +432,7 @@ class Session:
             notes={
                 **notes,
                 **ack_ms,
+                **window,
                 "connect_cpu_ms": round(self.connect_ms or 0.0, 2),
                 "closes": dict(closes),
                 "errors": dict(errors),
@@ -372,6 +446,55 @@ class Session:
             final=True,
         )
         return result
+
+    async def idle(self, scenario: str, seconds: float) -> Round:
+        """What the system costs at rest with this session's connections open: once it has
+        settled, each process's CPU over ``seconds`` without traffic (the clients' and the
+        server's heartbeats go on, as they would). A round that sends nothing; the figures per
+        process, in milliseconds of CPU per second, are in its notes."""
+        await self._settle()
+        label = f"{self.system.name} {scenario}"
+        self.status(f"{label}: {seconds:.0f} s at rest")
+        roles = self.system.roles()
+        pids = self.system.server_pids()
+        before = cpu_seconds_fine(pids)
+        started = time.monotonic()
+        await asyncio.sleep(seconds)
+        after = cpu_seconds_fine(pids)
+        window = time.monotonic() - started
+        costs = idle_costs(before, after, window, roles)
+        per_role: dict[str, list[float]] = {}
+        for role, _, ms in costs:
+            per_role.setdefault(role, []).append(ms)
+        self.status(
+            f"{label}: " + ", ".join(f"{role} {max(ms):.2f} ms/s" for role, ms in per_role.items()),
+            final=True,
+        )
+        return Round(
+            scenario=scenario,
+            system=self.system.name,
+            rooms=self.rooms,
+            members=self.members,
+            offered=0.0,
+            sent=0,
+            expected=0,
+            delivered=0,
+            seconds=window,
+            server_cpu=sum(ms for _, _, ms in costs) * window / 1000,
+            loadgen_cpu=0.0,
+            p50_ms=math.nan,
+            p99_ms=math.nan,
+            max_ms=math.nan,
+            lost=0,
+            duplicated=0,
+            disordered=0,
+            idle_kib_per_connection=self.idle_kib,
+            notes={
+                "idle_ms_per_s": [
+                    {"role": role, "pid": pid, "ms_per_s": round(ms, 3)} for role, pid, ms in costs
+                ]
+            },
+        )
 
     async def _settle(self, quiet: float = 0.1, within: float = 90.0) -> None:
         """Wait until the system is idle (under ``quiet`` of a core for a second): a system

@@ -16,9 +16,18 @@ from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
-from bench.harness import Round
+from bench.harness import LATE_MS, Round
+from bench.stats import highest_kept_up
 
-LABELS = {"sphere": "Sphere", "tutorial": "Channels tutorial", "bare": "bare websockets"}
+LABELS = {
+    "sphere": "Sphere",
+    "sphere-embedded": "Sphere (embedded)",
+    "tutorial": "Channels tutorial",
+    "bare": "bare websockets",
+}
+IDLE_LIMIT_MS = 2.0  # CPU per second per process at rest
+SPHERE_OWN = {"gateway", "worker", "server"}  # the processes Sphere runs (not Redis, PostgreSQL)
+SHARED = {"postgres", "redis"}  # services the machine's other users share
 PACKAGES = ["django", "channels", "channels-redis", "daphne", "websockets", "picows", "redis"]
 
 
@@ -79,6 +88,77 @@ def find(rounds: Iterable[Round], scenario: str, system: str) -> Round | None:
     return found[-1] if found else None
 
 
+def is_ingest(r: Round) -> bool:
+    return r.scenario.startswith("ingest-")
+
+
+def is_idle(r: Round) -> bool:
+    return r.scenario.startswith("idle-")
+
+
+def steps_of(rounds: Iterable[Round], scenario: str, system: str) -> list[Round]:
+    return sorted(
+        (r for r in rounds if r.scenario == scenario and r.system == system),
+        key=lambda r: r.offered,
+    )
+
+
+def best_rate(steps: list[Round]) -> float | None:
+    """The highest offered rate kept up of one system's steps (``Round.delivered_in_time``)."""
+    return highest_kept_up((r.offered, r.delivered_in_time) for r in steps)
+
+
+def at_rate(steps: list[Round], rate: float) -> Round | None:
+    return next((r for r in steps if r.offered == rate), None)
+
+
+def per_message_split(r: Round) -> str:
+    """Server CPU per message by process role, in ms."""
+    split = r.notes.get("server_cpu_by_process", {})
+    if not r.sent or not split:
+        return "–"
+    parts = sorted(split.items(), key=lambda item: -item[1])
+    return ", ".join(f"{role} {cpu * 1000 / r.sent:.2f}" for role, cpu in parts)
+
+
+def idle_by_role(r: Round) -> dict[str, list[float]]:
+    """Milliseconds of CPU per second at rest, per role, one figure per process."""
+    by_role: dict[str, list[float]] = {}
+    for entry in r.notes.get("idle_ms_per_s", []):
+        by_role.setdefault(str(entry["role"]), []).append(float(entry["ms_per_s"]))
+    return by_role
+
+
+def _rate_target(
+    rounds: list[Round], scenario: str, goal: float, *, versus: float | None = None
+) -> tuple[str, str] | None:
+    """(figures, verdict) for a highest-rate-kept-up goal of Sphere (scaled), optionally also
+    ``versus`` times the tutorial's in the same run."""
+    steps = steps_of(rounds, scenario, "sphere")
+    if not steps:
+        return None
+    best = best_rate(steps)
+    top = steps[-1].offered
+    figures = f"Sphere {_f(best)} msg/s" if best is not None else "Sphere: none kept up"
+    if best is not None and best == top:
+        figures += " (the highest step of this run)"
+    ok = best is not None and best >= goal
+    if versus is not None:
+        tutorial = steps_of(rounds, scenario, "tutorial")
+        if tutorial:
+            theirs = best_rate(tutorial)
+            if theirs is None:
+                figures += f" vs tutorial: none kept up (from {_f(tutorial[0].offered)} msg/s)"
+            else:
+                figures += f" vs tutorial {_f(theirs)} msg/s ({_ratio(best or 0.0, theirs)})"
+            ok = ok and (best or 0.0) >= versus * (theirs or 0.0)
+        else:
+            figures += " (the tutorial was not in this run)"
+    if not ok and best is not None and best == top and top < goal:
+        return figures, f"not checked: steps end at {_f(top)} msg/s"
+    return figures, "met" if ok else "**missed**"
+
+
 def targets(rounds: list[Round]) -> list[tuple[str, str, str]]:
     """(target, figures, verdict) for each target that this run's rounds can check."""
     rows: list[tuple[str, str, str]] = []
@@ -128,7 +208,10 @@ def targets(rounds: list[Round]) -> list[tuple[str, str, str]]:
     idle = {
         r.rooms * r.members: r.idle_kib_per_connection
         for r in rounds
-        if r.system == "sphere" and r.idle_kib_per_connection is not None
+        if r.system == "sphere"
+        and r.idle_kib_per_connection is not None
+        and not is_ingest(r)
+        and not is_idle(r)
     }
     if idle:
         largest = max(idle)
@@ -140,6 +223,68 @@ def targets(rounds: list[Round]) -> list[tuple[str, str, str]]:
                 verdict((idle[largest] or 0) <= 20),
             )
         )
+    ingest_rows = [
+        ("50 × 10: highest rate kept up ≥ 1,000 msg/s, at least 3× the tutorial's (same run)",
+         _rate_target(rounds, "ingest-50x10", 1000, versus=3)),
+        ("50 × 100: highest rate kept up ≥ 500 msg/s", _rate_target(rounds, "ingest-50x100", 500)),
+    ]  # fmt: skip
+    for text, judged in ingest_rows[:1]:
+        if judged:
+            rows.append((text, *judged))
+    at_100 = at_rate(steps_of(rounds, "ingest-50x10", "sphere"), 100)
+    if at_100 is not None:
+        rows.append(
+            (
+                "50 × 10: server CPU per message at 100 msg/s, all Sphere processes ≤ 1 ms",
+                f"{_f(at_100.cpu_per_message_ms, 2)} ms ({per_message_split(at_100)})",
+                verdict(at_100.cpu_per_message_ms <= 1.0),
+            )
+        )
+    for text, judged in ingest_rows[1:]:
+        if judged:
+            rows.append((text, *judged))
+    skewed = find(rounds, "rooms-100x100-skewed", "sphere")
+    if skewed:
+        rows.append(
+            (
+                "100 × 100 skewed at 50 msg/s: p99 send → last member ≤ 100 ms",
+                f"{_f(skewed.p99_ms)} ms ({skewed.delivered:,}/{skewed.expected:,} delivered)",
+                verdict(skewed.p99_ms <= 100),
+            )
+        )
+    storm, storm_bare = (find(rounds, "storm-1000", s) for s in ("sphere", "bare"))
+    if storm and storm_bare:
+        rows.append(
+            (
+                "reconnect storm, 1,000 members: p99 of live traffic ≤ 3× the bare server's",
+                f"{_f(storm.p99_ms)} ms vs {_f(storm_bare.p99_ms)} ms "
+                f"({_ratio(storm.p99_ms, storm_bare.p99_ms)})",
+                verdict(storm.p99_ms <= 3 * storm_bare.p99_ms),
+            )
+        )
+    at_rest = [r for r in rounds if is_idle(r) and r.system in {"sphere", "sphere-embedded"}]
+    if at_rest:
+        own: list[str] = []
+        shared: list[str] = []
+        worst = 0.0
+        population = f"{at_rest[0].rooms} × {at_rest[0].members:,}"
+        for r in at_rest:
+            for role, figures in idle_by_role(r).items():
+                text = f"{role} {max(figures):.2f}"
+                if role in SPHERE_OWN:
+                    own.append(f"{LABELS[r.system]} {text}")
+                    worst = max(worst, max(figures))
+                elif r.system == "sphere":
+                    shared.append(text + (f" (max of {len(figures)})" if len(figures) > 1 else ""))
+        rows.append(
+            (
+                "idle cost per process ≤ 2 ms of CPU per second (Sphere's processes, at rest "
+                f"with {population} connected)",
+                "; ".join(own) + " ms/s"
+                + (f"; shared, not judged: {', '.join(shared)} ms/s" if shared else ""),
+                verdict(bool(own) and worst <= IDLE_LIMIT_MS),
+            )
+        )  # fmt: skip
     costs = {
         r.members: r.server_cpu / r.delivered * 1e6
         for r in rounds
@@ -166,6 +311,8 @@ def table(rounds: list[Round]) -> list[str]:
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rounds:
+        if is_idle(r):
+            continue
         lines.append(
             f"| {r.scenario} | {LABELS.get(r.system, r.system)} | {r.rooms} × {r.members:,} "
             f"| {_f(r.offered, 1) if r.offered else 'burst'} | {r.delivered:,}/{r.expected:,} "
@@ -182,7 +329,12 @@ def ratios(rounds: list[Round]) -> list[str]:
         "| p99: Sphere / tutorial | Sphere / bare |",
         "|---|---:|---:|---:|---:|",
     ]
-    for scenario in dict.fromkeys(r.scenario for r in rounds if not r.scenario.startswith("sweep")):
+    scenarios = [
+        r.scenario
+        for r in rounds
+        if not r.scenario.startswith("sweep") and not is_ingest(r) and not is_idle(r)
+    ]
+    for scenario in dict.fromkeys(scenarios):
         s, t, b = (find(rounds, scenario, name) for name in ("sphere", "tutorial", "bare"))
         if s is None:
             continue
@@ -228,6 +380,86 @@ def saturation(rounds: list[Round]) -> list[str]:
 
 def kept_up(r: Round) -> bool:
     return r.delivered >= 0.99 * r.expected and r.p99_ms < 1000
+
+
+def ingest(rounds: list[Round]) -> list[str]:
+    """The ingest family: a summary per population and system, then every step per system."""
+    found = [r for r in rounds if is_ingest(r)]
+    if not found:
+        return []
+    scenarios = list(dict.fromkeys(r.scenario for r in found))
+    systems = list(dict.fromkeys(r.system for r in found))
+    lines = [
+        "| rooms × members | system | highest rate kept up (msg/s) | first rate not kept up "
+        "| CPU per message at 100 msg/s (ms) | p50 / p99 at 100 msg/s (ms) "
+        "| p50 / p99 at the highest rate kept up (ms) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for scenario in scenarios:
+        for system in systems:
+            steps = steps_of(found, scenario, system)
+            if not steps:
+                continue
+            best = best_rate(steps)
+            broke = next((r for r in steps if not r.delivered_in_time), None)
+            low = at_rate(steps, 100)
+            top = at_rate(steps, best) if best is not None else None
+            lines.append(
+                f"| {steps[0].rooms} × {steps[0].members:,} | {LABELS.get(system, system)} "
+                f"| {_f(best) if best is not None else 'none'} "
+                f"| {_f(broke.offered) if broke else 'not reached'} "
+                f"| {_f(low.cpu_per_message_ms, 2) if low else '–'} "
+                f"| {f'{_f(low.p50_ms, 1)} / {_f(low.p99_ms, 1)}' if low else '–'} "
+                f"| {f'{_f(top.p50_ms, 1)} / {_f(top.p99_ms, 1)}' if top else '–'} |"
+            )
+    for system in systems:
+        lines += [
+            "",
+            f"### {LABELS.get(system, system)}",
+            "",
+            "| rooms × members | offered msg/s | sent | delivered | lost / dup / out of order "
+            "| deliveries/s | p50 ms | p99 ms | max ms | CPU per message (ms) "
+            "| of which, per process (ms) | ack p50 / p99 ms | kept up |",
+            "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---|",
+        ]
+        for scenario in scenarios:
+            for r in steps_of(found, scenario, system):
+                ack = (
+                    f"{_f(r.notes['ack_p50_ms'], 1)} / {_f(r.notes['ack_p99_ms'], 1)}"
+                    if "ack_p50_ms" in r.notes
+                    else "–"
+                )
+                lines.append(
+                    f"| {r.rooms} × {r.members:,} | {_f(r.offered)} | {r.sent:,} "
+                    f"| {r.delivered:,}/{r.expected:,} "
+                    f"| {r.lost:,} / {r.duplicated:,} / {r.disordered:,} "
+                    f"| {_f(r.deliveries_per_s)} | {_f(r.p50_ms, 1)} | {_f(r.p99_ms, 1)} "
+                    f"| {_f(r.max_ms, 1)} | {_f(r.cpu_per_message_ms, 2)} "
+                    f"| {per_message_split(r)} | {ack} "
+                    f"| {'yes' if r.delivered_in_time else '**no**'} |"
+                )
+    return lines
+
+
+def idle_table(rounds: list[Round]) -> list[str]:
+    """Each system's processes at rest: CPU per second, per role (max over its processes)."""
+    found = [r for r in rounds if is_idle(r)]
+    if not found:
+        return []
+    lines = [
+        "| system | connected | process | processes | CPU at rest, ms per s (max per process) "
+        "| all of them, ms per s | ≤ 2 ms/s |",
+        "|---|---:|---|---:|---:|---:|---|",
+    ]
+    for r in found:
+        for role, figures in idle_by_role(r).items():
+            judged = "met" if max(figures) <= IDLE_LIMIT_MS else "**missed**"
+            lines.append(
+                f"| {LABELS.get(r.system, r.system)} | {r.rooms * r.members + r.rooms:,} "
+                f"| {role}{' (shared)' if role in SHARED else ''} | {len(figures)} "
+                f"| {max(figures):.2f} | {sum(figures):.2f} | {judged} |"
+            )
+    return lines
 
 
 def plots(rounds: list[Round], out: Path) -> list[str]:
@@ -295,10 +527,13 @@ def write_report(
         f"- Machine: {machine()}",
         f"- Versions: {versions()}",
         "- Systems: Sphere in the scaled mode (one daphne gateway, one `fanout_worker`, "
-        "PostgreSQL, Redis); the Channels tutorial chat (daphne, channels-redis' default "
-        "layer); a bare `websockets` broadcast server (the CPython ceiling).",
+        "PostgreSQL, Redis); Sphere in the embedded mode (one daphne process, SQLite, the "
+        "fan-out in-process: the ingest family only); the Channels tutorial chat (daphne, "
+        "channels-redis' default layer); a bare `websockets` broadcast server (the CPython "
+        "ceiling).",
         "- Server CPU counts every process of a system: Sphere's gateway, worker, Redis and "
-        "PostgreSQL; the tutorial's daphne and Redis; the bare server's one process.",
+        "PostgreSQL; the embedded Sphere's one process; the tutorial's daphne and Redis; the "
+        "bare server's one process.",
         "",
         "## Targets",
         "",
@@ -315,6 +550,35 @@ def write_report(
         *table(rounds),
         "",
     ]
+    ing = ingest(rounds)
+    if ing:
+        lines += [
+            "## Ingest",
+            "",
+            "R rooms × K members, one sender per room; the total offered rate, spread evenly "
+            "over the rooms' senders on an open-loop schedule (Sphere's senders pipeline: the "
+            "next send never waits for an ack, up to the protocol's 64 sends awaiting their "
+            "answer), was stepped up until a step was not kept up. "
+            "Kept up: every message delivered to every member once and in order, and p99 send "
+            f"→ last member ≤ {LATE_MS / 1000:g} s. CPU per message: the system's server CPU "
+            "(every process) over the step, divided by the messages sent.",
+            "",
+            *ing,
+            "",
+        ]
+    idle_lines = idle_table(rounds)
+    if idle_lines:
+        lines += [
+            "## Idle cost",
+            "",
+            "Each process's CPU over a window without traffic, once the system had settled, "
+            "with the ingest population connected (members and senders; the clients' pings go "
+            "on). Redis and PostgreSQL are shared with the machine's other users (the tutorial "
+            "uses the same Redis): their figures are context, not Sphere's own cost.",
+            "",
+            *idle_lines,
+            "",
+        ]
     sat = saturation(rounds)
     if sat:
         lines += [

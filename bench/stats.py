@@ -4,12 +4,15 @@ A sender numbers its messages 0, 1, 2, … per room and round. Every connection 
 of the numbers it received: a number seen twice is a duplicate, a number below one already
 received is out of order, and a number never seen by the end of the round is lost. Latency is
 measured per message, from its send to its arrival at the last member that received it.
+
+A rate sweep is summed up by the highest rate kept up, and a system at rest by the CPU each of
+its processes uses per second.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -101,3 +104,34 @@ def latencies(
 ) -> list[float]:
     """Seconds from each message's send to its last arrival, for messages that arrived."""
     return [latest[key] - at for key, at in sent_at.items() if key in latest]
+
+
+def highest_kept_up(steps: Iterable[tuple[float, bool]]) -> float | None:
+    """The highest offered rate kept up, from (offered rate, kept up) steps in any order: the
+    walk goes up the rates and ends at the first one not kept up (a higher rate that happened
+    to pass after a failure does not count). None when the lowest rate already failed."""
+    best = None
+    for rate, kept in sorted(steps):
+        if not kept:
+            break
+        best = rate
+    return best
+
+
+def idle_costs(
+    before: Mapping[int, float],
+    after: Mapping[int, float],
+    seconds: float,
+    roles: Mapping[int, str],
+) -> list[tuple[str, int, float]]:
+    """(role, pid, milliseconds of CPU per second) of each process over ``seconds`` at rest,
+    from two readings of CPU seconds per process; a process missing from either reading (it
+    started or ended in between) is left out. Sorted by role, then pid."""
+    if seconds <= 0:
+        raise ValueError("an idle window has a length")
+    costs = [
+        (roles.get(pid, "other"), pid, max(0.0, after[pid] - before[pid]) * 1000 / seconds)
+        for pid in after
+        if pid in before
+    ]
+    return sorted(costs)

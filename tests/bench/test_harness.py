@@ -7,13 +7,20 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import orjson
 import pytest
 
-from bench.harness import Round, burst, steady
-from bench.report import targets
+from bench.__main__ import plans
+from bench.fleet import Target
+from bench.harness import Round, Sender, burst, steady
+from bench.report import best_rate, idle_table, ingest, targets
+from bench.systems import INFLIGHT
 
 ROOT = Path(__file__).resolve().parents[2]
+X = "\N{MULTIPLICATION SIGN}"  # as in the report: rooms X members
 
 
 def test_a_steady_schedule_spaces_messages_evenly_over_the_rooms() -> None:
@@ -62,6 +69,110 @@ def test_targets_are_judged_from_the_run_s_own_figures() -> None:
     assert any("burst" in t and v == "**missed**" for t, v in by_text.items())
 
 
+def ingest_round(system: str, rate: float, members: int = 10, **figures: float) -> Round:
+    sent = round(rate * 5)
+    base = {
+        "rooms": 50, "members": members, "offered": rate, "sent": sent,
+        "expected": sent * members, "delivered": sent * members, "p99_ms": 50.0,
+        "server_cpu": sent * 0.0005,
+    }  # fmt: skip
+    base.update(figures)
+    return round_of(system, f"ingest-50x{members}", **base)
+
+
+def test_cpu_per_message_is_server_cpu_over_messages_sent_in_ms() -> None:
+    r = ingest_round("sphere", 100, server_cpu=0.4)  # 500 messages
+    assert r.cpu_per_message_ms == pytest.approx(0.8)
+    assert round_of("sphere", "x", sent=0).as_dict().get("cpu_per_message_ms") is None
+
+
+def test_a_step_is_kept_up_only_when_everything_arrived_once_in_order_within_a_second() -> None:
+    assert ingest_round("sphere", 100).delivered_in_time
+    assert not ingest_round("sphere", 100, delivered=4999, lost=1).delivered_in_time
+    assert not ingest_round("sphere", 100, duplicated=1).delivered_in_time
+    assert not ingest_round("sphere", 100, disordered=1).delivered_in_time
+    assert not ingest_round("sphere", 100, p99_ms=1000.5).delivered_in_time
+    assert ingest_round("sphere", 100, p99_ms=1000.0).delivered_in_time
+    assert not ingest_round("sphere", 100, p99_ms=float("nan")).delivered_in_time
+    steps = [
+        ingest_round("sphere", 100),
+        ingest_round("sphere", 250),
+        ingest_round("sphere", 500, p99_ms=1500.0),
+    ]
+    assert best_rate(steps) == 250
+
+
+def test_ingest_targets_judge_sphere_against_its_goals_and_the_tutorial() -> None:
+    rounds = [
+        ingest_round("sphere", 100, server_cpu=0.25, notes={"server_cpu_by_process": {}}),
+        ingest_round("sphere", 1000),
+        ingest_round("sphere", 2000, lost=3),
+        ingest_round("tutorial", 100),
+        ingest_round("tutorial", 250, lost=1),
+        ingest_round("sphere", 100, members=100),
+        ingest_round("sphere", 250, members=100, p99_ms=2000.0),
+    ]
+    found = {t: (figures, v) for t, figures, v in targets(rounds)}
+    rate = next(v for t, v in found.items() if t.startswith(f"50 {X} 10: highest"))
+    assert rate == (f"Sphere 1,000 msg/s vs tutorial 100 msg/s (10.00{X})", "met")
+    cpu = next(v for t, v in found.items() if t.startswith(f"50 {X} 10: server CPU"))
+    assert cpu[0].startswith("0.50 ms")
+    assert cpu[1] == "met"
+    big = next(v for t, v in found.items() if t.startswith(f"50 {X} 100"))
+    assert big == ("Sphere 100 msg/s", "**missed**")
+    # Sphere keeps up at 1,000 but only twice the tutorial's: missed.
+    rounds[3:5] = [ingest_round("tutorial", 500)]
+    verdict = next(v for t, _, v in targets(rounds) if t.startswith(f"50 {X} 10: highest"))
+    assert verdict == "**missed**"
+    # Steps that end below the goal cannot check it.
+    quick = [ingest_round("sphere", 100), ingest_round("sphere", 500)]
+    verdict = next(v for t, _, v in targets(quick) if t.startswith(f"50 {X} 10: highest"))
+    assert verdict.startswith("not checked")
+    assert any(f"| 50 {X} 10 | Sphere | 500 | not reached |" in line for line in ingest(quick))
+
+
+def test_idle_cost_is_judged_on_sphere_s_own_processes() -> None:
+    def idle(system: str, *entries: tuple[str, float]) -> Round:
+        notes = {
+            "idle_ms_per_s": [
+                {"role": role, "pid": n, "ms_per_s": ms} for n, (role, ms) in enumerate(entries)
+            ]
+        }
+        return round_of(system, "idle-50x10", rooms=50, members=10, offered=0.0, sent=0,
+                        expected=0, delivered=0, notes=notes)  # fmt: skip
+
+    rounds = [
+        idle("sphere", ("gateway", 0.5), ("worker", 1.9), ("redis", 9.0), ("postgres", 3.0)),
+        idle("sphere-embedded", ("server", 0.7)),
+        idle("bare", ("bare", 0.1)),
+    ]
+    found = {t: (figures, v) for t, figures, v in targets(rounds)}
+    figures, verdict = next(v for t, v in found.items() if t.startswith("idle cost"))
+    assert verdict == "met"  # Redis and PostgreSQL are shown, not judged
+    assert "worker 1.90" in figures
+    assert "redis 9.00" in figures
+    rounds[0].notes["idle_ms_per_s"][1]["ms_per_s"] = 2.5
+    assert next(v for t, _, v in targets(rounds) if t.startswith("idle cost")) == "**missed**"
+    table = "\n".join(idle_table(rounds))
+    assert "| Sphere | 550 | redis (shared) | 1 | 9.00 | 9.00 | **missed** |" in table
+    assert "| bare websockets | 550 | bare | 1 | 0.10 | 0.10 | met |" in table
+
+
+def test_every_plan_is_bounded_and_the_tiny_one_has_an_ingest_round() -> None:
+    tiny = plans("tiny")
+    family = [p for p in tiny if p.ingest]
+    assert [(p.rooms, p.members) for p in family] == [(2, 3)]
+    assert "sphere-embedded" in family[0].systems
+    assert family[0].ingest_s * max(family[0].ingest) <= 20  # a few messages
+    quick = [p for p in plans("quick") if p.ingest]
+    assert [(p.rooms, p.members, p.ingest) for p in quick] == [(50, 10, [100, 500])]
+    for kind in ("tiny", "quick", "full"):
+        for plan in plans(kind):
+            assert plan.rooms * plan.members <= 10_000
+            assert all(rate * plan.ingest_s <= 10_000 for rate in plan.ingest)
+            assert all("sphere-embedded" not in plan.systems for _ in plan.steps)
+
+
 @pytest.mark.services
 @pytest.mark.timeout(300)
 def test_a_tiny_run_loses_nothing_in_any_system(tmp_path: Path) -> None:
@@ -81,10 +192,49 @@ def test_a_tiny_run_loses_nothing_in_any_system(tmp_path: Path) -> None:
     import json
 
     rounds = json.loads(done.stdout[done.stdout.index("[") :])
-    assert {r["system"] for r in rounds} == {"sphere", "tutorial", "bare"}
+    assert {r["system"] for r in rounds} == {"sphere", "sphere-embedded", "tutorial", "bare"}
+    ingested = {r["system"] for r in rounds if r["scenario"] == "ingest-2x3"}
+    assert ingested == {"sphere", "sphere-embedded", "tutorial", "bare"}
+    idle = [r for r in rounds if r["scenario"].startswith("idle-")]
+    assert len(idle) == 4
+    assert all(r["notes"]["idle_ms_per_s"] for r in idle)
     for r in rounds:
+        if r in idle:
+            continue
         assert r["delivered"] == r["expected"] > 0, r
         assert (r["lost"], r["duplicated"], r["disordered"]) == (0, 0, 0), r
     report = (tmp_path / "RESULTS.md").read_text()
     assert "| room-5 | Sphere |" in report
+    assert "## Ingest" in report
+    assert "### Sphere (embedded)" in report
+    assert "## Idle cost" in report
     assert (tmp_path / "latency.png").stat().st_size > 0
+
+
+class Wire:
+    """A transport that keeps what was sent."""
+
+    def __init__(self) -> None:
+        self.frames: list[dict[str, object]] = []
+
+    def send(self, _kind: object, payload: bytes) -> None:
+        self.frames.append(orjson.loads(payload))
+
+
+def test_a_sphere_sender_pipelines_within_the_protocol_s_window() -> None:
+    system: Any = SimpleNamespace(dialect="sphere")
+    sender = Sender(system, Target(7, "ws://x"))
+    sender.transport = wire = Wire()
+    for n in range(INFLIGHT + 3):
+        sender.send(1, n, 0.0)
+    assert [f["client_msg_id"] for f in wire.frames] == [f"1-{n}" for n in range(INFLIGHT)]
+    assert sender.held == 3
+    sender.frame({"type": "ack", "client_msg_id": "1-5", "ref": "1-5"})
+    assert wire.frames[-1]["client_msg_id"] == f"1-{INFLIGHT}"  # the first held, in order
+    sender.frame({"type": "error", "code": "internal", "ref": "1-6"})  # an answer too
+    assert wire.frames[-1]["client_msg_id"] == f"1-{INFLIGHT + 1}"
+    assert sender.errors == {"internal": 1}
+    assert "1-5" in sender.acked_at
+    assert sender.new_round() == (INFLIGHT, 1)  # an earlier round's leftovers are dropped
+    sender.send(2, 0, 0.0)
+    assert wire.frames[-1]["client_msg_id"] == "2-0"

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.stats import Tally, Verdict, latencies, merge_latest, percentile
+from bench.stats import (
+    Tally,
+    Verdict,
+    highest_kept_up,
+    idle_costs,
+    latencies,
+    merge_latest,
+    percentile,
+)
 
 
 def test_tally_counts_in_order_arrivals_as_clean() -> None:
@@ -79,3 +87,24 @@ def test_latency_is_to_the_last_arrival_of_each_message() -> None:
     assert latest == {(1, 0): 10.7, (1, 1): 11.0}
     sent = {(1, 0): 10.0, (1, 1): 10.9, (1, 2): 11.0}  # (1, 2) never arrived
     assert sorted(round(x, 3) for x in latencies(sent, latest)) == [0.1, 0.7]
+
+
+def test_the_highest_rate_kept_up_is_the_last_step_before_the_first_failure() -> None:
+    assert highest_kept_up([(100, True), (250, True), (500, False)]) == 250
+    assert highest_kept_up([(500, False), (100, True), (250, True)]) == 250  # any order
+    assert highest_kept_up([(100, True), (250, True), (500, True)]) == 500  # the top step
+    assert highest_kept_up([(100, False)]) is None
+    assert highest_kept_up([]) is None
+    # A pass above a failure is luck, not capacity.
+    assert highest_kept_up([(100, True), (250, False), (500, True)]) == 100
+
+
+def test_idle_cost_is_cpu_per_second_per_process_of_the_processes_read_twice() -> None:
+    before = {1: 10.0, 2: 5.0, 3: 1.0}
+    after = {1: 10.015, 2: 5.0, 4: 7.0}  # 3 ended, 4 started: neither is counted
+    costs = idle_costs(before, after, 10.0, {1: "gateway", 2: "worker"})
+    assert [(role, pid) for role, pid, _ in costs] == [("gateway", 1), ("worker", 2)]
+    assert [round(ms, 6) for _, _, ms in costs] == [1.5, 0.0]  # 15 ms over 10 s
+    assert idle_costs({5: 1.0}, {5: 1.0}, 2.0, {})[0][0] == "other"
+    with pytest.raises(ValueError, match="length"):
+        idle_costs(before, after, 0.0, {})
