@@ -54,6 +54,8 @@ class LocalConnections:
         self.user_locks: dict[int, asyncio.Lock] = {}
         self.registered: set[int] = set()
         self.link: Link | None = link(self) if link is not None else None
+        # The gateway's loop lag (``sphere_gateway_loop_lag_seconds``): one timer, no task.
+        self.lag_probe = metrics.LoopLagProbe(loop)
 
     # --- connections ------------------------------------------------------------------------
 
@@ -147,10 +149,8 @@ class LocalConnections:
         if isinstance(batch, EventBatch):
             if batch.seq:
                 self._deliver(batch)
-                return
-            for user_id in batch.user_ids:
-                for connection in self.connections_of(user_id):
-                    _safely(connection.deliver_frame, batch.frame)
+            else:
+                self._deliver_frame(batch.user_ids, batch.frame)
         elif isinstance(batch, AccessBatch):
             for user_id, frame in zip(batch.user_ids, batch.frames, strict=True):
                 for connection in self.connections_of(user_id):
@@ -165,9 +165,7 @@ class LocalConnections:
                     else:
                         _safely(connection.revoke_room, batch.room_id, frame, batch.version)
         elif isinstance(batch, UsersBatch):
-            for user_id in batch.user_ids:
-                for connection in self.connections_of(user_id):
-                    _safely(connection.deliver_frame, batch.frame)
+            self._deliver_frame(batch.user_ids, batch.frame)
 
     def _deliver(self, batch: EventBatch) -> None:
         """The hot path: one room event to every local connection of the listed users. A
@@ -191,6 +189,20 @@ class LocalConnections:
         if written:
             LIVE.inc(written)
 
+    def _deliver_frame(self, user_ids: Iterable[int], frame: bytes) -> None:
+        """An ephemeral frame (presence, typing, read) to every local connection of the
+        listed users: as ``_deliver``, a presence storm's path."""
+        connections = self.connections
+        for user_id in user_ids:
+            conns = connections.get(user_id)
+            if not conns:
+                continue
+            for connection in conns if len(conns) == 1 else tuple(conns):
+                try:
+                    connection.deliver_frame(frame)
+                except Exception:
+                    logger.exception("fan-out: hand-off to a connection failed")
+
     def recover(self) -> None:
         """Every connection fetches from the database what it may have missed."""
         for conns in list(self.connections.values()):
@@ -198,6 +210,7 @@ class LocalConnections:
                 _safely(connection.recover)
 
     def stop(self) -> None:
+        self.lag_probe.stop()
         if self.link is not None:
             self.link.stop()
 

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import heapq
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -56,10 +60,119 @@ CONNECTIONS = Gauge(
     "sphere_gateway_connections",
     "Open WebSocket connections in this gateway process.",
 )
+LOOP_LAG = Histogram(
+    "sphere_gateway_loop_lag_seconds",
+    "How late the gateway's event loop ran a callback scheduled for a known time (a probe "
+    "every half second): time the loop spent on other work, or waiting for the GIL.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+SEND = Histogram(
+    "sphere_send_seconds",
+    "From a send's arrival at the gateway to its acknowledgement.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
 PARTITIONS_HELD = Gauge(
     "sphere_fanout_partitions_held",
     "Partitions whose lease this worker process holds.",
 )
+
+
+class LoopLagProbe:
+    """Measures how late an event loop runs a timer: one ``call_at`` every ``period`` seconds,
+    observed into ``LOOP_LAG`` and scheduled again; no task, nothing else at idle."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        period: float = 0.5,
+        observe: Callable[[float], None] = LOOP_LAG.observe,
+    ) -> None:
+        self.loop = loop
+        self.period = period
+        self.observe = observe
+        self.handle: asyncio.TimerHandle | None = None
+        self._schedule()
+
+    def _schedule(self) -> None:
+        self.handle = self.loop.call_at(self.loop.time() + self.period, self._tick)
+
+    def _tick(self) -> None:
+        assert self.handle is not None
+        # The loop runs a timer up to its clock resolution early: never a negative lag.
+        self.observe(max(0.0, self.loop.time() - self.handle.when()))
+        self._schedule()
+
+    def stop(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+
+class RoomSends:
+    """Each room's worst send of the last minute, as the gauge ``sphere_room_send_seconds``
+    for the slowest ``ROOMS`` rooms alone: the label set stays bounded, and a room that drops
+    out of them (or whose worst send ages out of the minute) leaves the gauge.
+
+    The minute is kept in ``SLOTS`` slots of ``SLOT_S`` seconds, each the worst send per room
+    of its slot; a send costs one dictionary update, and the ranking is made at scrape time."""
+
+    ROOMS = 10
+    SLOT_S = 6.0
+    SLOTS = 10  # the minute
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.lock = threading.Lock()  # sends are observed from worker threads and the loop
+        self.slots: dict[int, dict[int, float]] = {}  # slot number: room: worst seconds
+
+    def observe(self, room_id: int, seconds: float) -> None:
+        slot = int(self.clock() // self.SLOT_S)
+        with self.lock:
+            worst = self.slots.get(slot)
+            if worst is None:
+                worst = self.slots[slot] = {}
+                for old in [s for s in self.slots if s <= slot - self.SLOTS]:
+                    del self.slots[old]
+            if seconds > worst.get(room_id, -1.0):
+                worst[room_id] = seconds
+
+    def slowest(self) -> list[tuple[int, float]]:
+        """The slowest rooms of the last minute and their worst send, slowest first."""
+        first = int(self.clock() // self.SLOT_S) - self.SLOTS + 1
+        merged: dict[int, float] = {}
+        with self.lock:
+            for slot, worst in self.slots.items():
+                if slot < first:
+                    continue
+                for room_id, seconds in worst.items():
+                    if seconds > merged.get(room_id, -1.0):
+                        merged[room_id] = seconds
+        return heapq.nlargest(self.ROOMS, merged.items(), key=lambda item: item[1])
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "sphere_room_send_seconds",
+            "The slowest rooms' worst send in the last minute, at most 10 rooms.",
+            labels=["room"],
+        )
+        for room_id, seconds in self.slowest():
+            gauge.add_metric([str(room_id)], seconds)
+        yield gauge
+
+
+ROOM_SENDS = RoomSends()
+REGISTRY.register(ROOM_SENDS)
+
+
+def observe_send(room_id: int, seconds: float) -> None:
+    """A send to ``room_id`` acknowledged ``seconds`` after it arrived: into
+    ``sphere_send_seconds``, and into ``sphere_room_send_seconds`` where the room is among
+    the slowest of the last minute. Any thread."""
+    SEND.observe(seconds)
+    ROOM_SENDS.observe(room_id, seconds)
 
 
 class PartitionCollector:

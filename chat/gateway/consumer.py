@@ -5,9 +5,12 @@ closing, decoding client frames, the way out, and the heartbeat. Everything abou
 frames is the connection's ``Session``; what the fan-out tier hands over (``deliver_event`` and
 the rest of ``fanout.hooks.Connection``) is forwarded to it.
 
-Frames go straight to the socket where the server allows it (``socket_writer``), or else
-through one writer task; a connection whose unsent bytes pass ``WS_OUTBOUND_BUFFER`` is closed
-with 4429.
+Frames go straight to the socket where the server allows it (``socket_writer``: one write per
+connection per loop turn), or else through one writer task; a connection whose unsent bytes
+pass ``WS_OUTBOUND_BUFFER`` is closed with 4429.
+
+A connection is accepted at once and opened (ticket, registry, ``hello``) a few at a time per
+event loop, so that a reconnect storm does not queue the live connections' frames behind it.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -26,6 +30,7 @@ from chat.gateway.handshake import ticket_of
 from chat.gateway.heartbeats import heartbeats
 from chat.gateway.session import Session
 from chat.gateway.socket_writer import (
+    DirectWriter,
     limit_message_size,
     on_ping,
     raw_writer,
@@ -40,6 +45,21 @@ from fanout.transport import current as fanout_transport
 
 logger = logging.getLogger(__name__)
 
+# Connections opening at once per event loop (ticket, accept, registry, hello); the others wait
+# their turn. Enough to keep the database threads and Redis busy, few enough that the loop's
+# queue of ready callbacks stays short.
+OPENING_AT_ONCE = 16
+_gate: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+
+
+def _opening() -> asyncio.Semaphore:
+    """The running loop's gate (a server runs one loop; a test, one after another)."""
+    global _gate
+    loop = asyncio.get_running_loop()
+    if _gate is None or _gate[0] is not loop:
+        _gate = (loop, asyncio.Semaphore(OPENING_AT_ONCE))
+    return _gate[1]
+
 
 class GatewayConsumer(AsyncWebsocketConsumer):
     # No channel-layer channel per connection: delivery comes from the hub, in process.
@@ -47,7 +67,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
 
     user: User
     gateway: LocalConnections
-    raw: Callable[[bytes], bool] | None = None
+    raw: DirectWriter | None = None
     session: Session
 
     async def connect(self) -> None:
@@ -58,19 +78,13 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         self.tasks: list[asyncio.Task[None]] = []
         self.early: list[bytes] = []
         ticket = ticket_of(self.scope)
-        user: User | None = None
-        disabled = False
-        if ticket is not None:
-            user = await in_thread(ws_ticket_redeem)(ticket=ticket)
-            if user is None:
-                disabled = await in_thread(ws_ticket_of_disabled_account)(ticket=ticket)
-        else:
-            session_user = self.scope.get("user")
-            if session_user is not None and session_user.is_authenticated:
-                if not self.scope.get("sphere_origin_ok"):
-                    await self.close(code=403)  # a cookie needs an allowed Origin
-                    return
-                user = session_user
+        session_user = self.scope.get("user") if ticket is None else None
+        signed_in = session_user is not None and session_user.is_authenticated
+        if signed_in and not self.scope.get("sphere_origin_ok"):
+            await self.close(code=403)  # a cookie needs an allowed Origin
+            return
+        # Accepted at once: the server drops a handshake not accepted within its timeout
+        # (daphne: 5 s), and the opening below may wait its turn.
         await self.accept()
         limit_message_size(self.base_send, p.MAX_FRAME)
         self.transport = transport_of(self.base_send)
@@ -81,6 +95,22 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             if settings.WS_DIRECT_WRITE
             else None
         )
+        # A reconnect storm opens its connections a few at a time: each opening is a string of
+        # callbacks on the event loop, and a thousand at once would queue live frames and
+        # answers behind them all for a second or more.
+        async with _opening():
+            await self._open(ticket, session_user)
+
+    async def _open(self, ticket: str | None, session_user: User | None) -> None:
+        """Who the user is, then the registry, ``hello`` and presence."""
+        user: User | None = None
+        disabled = False
+        if ticket is not None:
+            user = await in_thread(ws_ticket_redeem)(ticket=ticket)
+            if user is None:
+                disabled = await in_thread(ws_ticket_of_disabled_account)(ticket=ticket)
+        elif session_user is not None and session_user.is_authenticated:
+            user = session_user
         if user is None:
             # 4509 tells the client not to reconnect: a new ticket would not help.
             await self._close(p.CLOSE_DISABLED if disabled else p.CLOSE_BAD_TICKET)
@@ -108,7 +138,9 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             del self.gateway
             await self._close(p.CLOSE_TRY_AGAIN)
             return
-        await self.session.send_hello()
+        # The user's first connection anywhere comes online: hello's trip to the database
+        # reads the presence audience too.
+        await self.session.send_hello(online=first)
         if self.raw is None:
             # Only the ASGI send path needs a queue and a task of its own per connection.
             self.outbox = asyncio.Queue()
@@ -117,8 +149,17 @@ class GatewayConsumer(AsyncWebsocketConsumer):
                 self.outbox.put_nowait(frame)
         self.early = []
         heartbeats.watch(self)
-        if first:
-            await self.session.presence("online")
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch, less the ``close_old_connections`` it runs before every message:
+        a trip to the one thread Channels keeps for synchronous code, shared by every socket
+        of the process, for each connect and each client frame. The gateway never uses the
+        database on the event loop: its database work runs in worker threads (``in_thread``),
+        which close old connections themselves."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def disconnect(self, code: int) -> None:
         self.closed = True
@@ -197,7 +238,8 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         self.close_soon(p.CLOSE_SLOW)
 
     def _pressure(self) -> int:
-        return self.queued_bytes + transport_backlog(self.transport)
+        taken = self.raw.pending if self.raw is not None else 0  # to leave at the turn's end
+        return self.queued_bytes + taken + transport_backlog(self.transport)
 
     async def drain(self) -> None:
         """Let a replay wait while this connection's unsent bytes are above half the bound:
@@ -234,4 +276,6 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         # Leave before the close handshake ends: a client that stopped reading may never
         # answer it, and must not count as online (or be written to) meanwhile.
         await self._leave()
+        if self.raw is not None:
+            self.raw.flush()  # what the connection was given goes before the close frame
         await self.close(code=code)

@@ -41,10 +41,15 @@ def ticket_of(scope: dict[str, Any]) -> str | None:
 
 
 class OriginGate:
-    """Refuse a foreign Origin; record in the scope whether a valid one came."""
+    """Refuse a foreign Origin; record in the scope whether a valid one came. A handshake with
+    a ticket goes to ``ticketed``, past the session cookie: the ticket is its credential, and
+    reading the session (a trip to the one thread Channels keeps for it, shared by every
+    socket of the process) would queue each connection of a reconnect storm behind the
+    others."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, ticketed: Any = None) -> None:
         self.app = app
+        self.ticketed = app if ticketed is None else ticketed
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         origin = header(scope, b"origin")
@@ -53,8 +58,9 @@ class OriginGate:
             await send({"type": "websocket.close", "code": 403})
             return None
         scope = {**scope, "sphere_origin_ok": origin is not None}
-        return await self.app(scope, receive, send)
+        app = self.ticketed if ticket_of(scope) is not None else self.app
+        return await app(scope, receive, send)
 
 
 def gateway_stack(app: Any) -> Any:
-    return OriginGate(AuthMiddlewareStack(app))
+    return OriginGate(AuthMiddlewareStack(app), ticketed=app)

@@ -26,7 +26,8 @@ from django.core.cache import cache
 
 from chat import protocol as p
 from chat.gateway.threads import in_thread
-from chat.selectors import message_get_for_reader, rooms_with_unread
+from chat.presence import presence_audience
+from chat.selectors import message_get_for_reader, rooms_for_hello
 from chat.services import messages as message_services
 from chat.services import reactions as reaction_services
 from chat.services.read_markers import read_marker_move
@@ -34,7 +35,7 @@ from chat.wire import user_dict
 from chat.writer import Stored
 from communities.events import room_info
 from communities.models import Room
-from communities.selectors import room_get_for_reader, room_reader_ids, rooms_readable
+from communities.selectors import room_get_for_reader
 from fanout import publish
 from fanout.delivery import Delivery
 from sphere.cache import cache_is_shared
@@ -90,9 +91,11 @@ class Session:
 
     # --- connection lifecycle ---------------------------------------------------------------------
 
-    async def send_hello(self) -> None:
-        """Queue ``hello``, then apply what the hub handed over since the connection attached."""
-        self.socket.enqueue(await self._hello())
+    async def send_hello(self, *, online: bool = False) -> None:
+        """Queue ``hello``, then apply what the hub handed over since the connection attached.
+        With ``online`` (the user's first connection anywhere), the user's presence audience
+        hears of it, from the same trip to a worker thread as hello's rooms."""
+        self.socket.enqueue(await in_thread(self._hello)(online))
         held, self.held = self.held or [], None
         for kind, room_id, head_seq, frame, version in held:
             if kind == "revoke":
@@ -102,10 +105,12 @@ class Session:
             else:
                 self.deliver_frame(frame)
 
-    async def _hello(self) -> bytes:
-        rooms = await in_thread(self._rooms)()
+    def _hello(self, online: bool) -> bytes:
+        rooms = self._rooms()
         self.readable = {room["id"] for room in rooms}
         self.hello_heads = {room["id"]: room["head_seq"] for room in rooms}
+        if online:
+            self._announce("online")
         return p.encode(
             p.Hello(
                 protocol=p.PROTOCOL,
@@ -116,10 +121,10 @@ class Session:
         )
 
     def _rooms(self) -> list[dict[str, Any]]:
-        rooms = list(rooms_with_unread(user=self.user))
+        rooms = rooms_for_hello(user_id=self.user.pk)
         # Read in the same statement as who may read them: consistent with the rooms listed.
-        self.access_versions = {room.pk: room.access_version for room in rooms}
-        return [room_info(room, getattr(room, "unread", 0)) for room in rooms]
+        self.access_versions = {room.pk: room.access_version for room, _ in rooms}
+        return [room_info(room, unread) for room, unread in rooms]
 
     def close(self) -> None:
         self.delivery.close()
@@ -127,23 +132,15 @@ class Session:
     async def presence(self, status: Literal["online", "offline"]) -> None:
         """Tell those sharing a room of at most PRESENCE_MAX_ROOM members that the user came
         online (first connection anywhere) or went offline (last one closed)."""
-        audience = await in_thread(self._presence_audience)()
+        await in_thread(self._announce)(status)
+
+    def _announce(self, status: Literal["online", "offline"]) -> None:
+        audience = presence_audience(user_id=self.user.pk)
         if audience:
             frame = p.encode(
                 p.Presence(user=p.User(id=self.user.pk, username=self.user.username), status=status)
             )
             publish.publish_to_users(user_ids=sorted(audience), frame=frame)
-
-    def _presence_audience(self) -> set[int]:
-        audience: set[int] = set()
-        cap = settings.PRESENCE_MAX_ROOM
-        for room_id in rooms_readable(user=self.user).values_list("pk", flat=True):
-            # One more than the cap tells a big room without reading all its readers.
-            readers = room_reader_ids(room_id=room_id, limit=cap + 1)
-            if len(readers) <= cap:
-                audience |= readers
-        audience.discard(self.user.pk)
-        return audience
 
     # --- what the fan-out tier hands over (fanout.hooks.Connection) -------------------------------
 

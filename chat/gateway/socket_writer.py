@@ -1,7 +1,7 @@
 """What the gateway needs of the server's WebSocket protocol that ASGI does not give it: a
 size limit enforced before buffering, word of the client's pings, how many bytes the server has
-accepted for a connection but not yet written to its socket, and a writer that puts an already
-framed message on the socket without a task hop.
+accepted for a connection but not yet written to its socket, and a writer that puts already
+framed messages on the socket without a task hop, in one write per connection per loop turn.
 
 Daphne's ``send`` callable is ``partial(server.handle_reply, protocol)``, which is how the
 gateway reaches the autobahn protocol object and, through it, Twisted's transport. Under any
@@ -23,10 +23,14 @@ an upgrade that changes one fails there rather than in production.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 import struct
 from collections.abc import Callable
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 
 def _unwrap(send: Any) -> Any:
@@ -95,19 +99,151 @@ def transport_backlog(transport: Any) -> int:
         return 0
 
 
-def raw_writer(send: Any, limit: int) -> Callable[[bytes], bool] | None:
-    """A function that writes an already framed WebSocket message to the connection, or
-    answers False without writing it when the bytes the server holds for the connection would
-    pass ``limit`` (a client that stopped reading); None where writing directly is not
-    possible (another server, or a negotiated extension such as compression that changes the
-    frames).
+# Frames gathered for one connection in one loop turn past this many bytes go out at once: a
+# bigger write saves nothing more, and a burst (a replay) must not wait whole in memory.
+GATHER_MAX = 64 * 1024
 
-    While nothing is queued for the socket (in autobahn or in Twisted), the frame goes to the
-    socket with one ``send`` call: Twisted's own path would buffer it, register the socket for
-    writability and write it on the next loop turn, several system calls and far more Python
-    per frame. What the socket does not take, and anything while a queue is non-empty, goes
+
+class _Flusher:
+    """Writes what each connection gathered in a loop turn: one callback per turn, scheduled by
+    the first frame of the turn, for every connection written to."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.waiting: list[DirectWriter] = []
+
+    def add(self, writer: DirectWriter) -> None:
+        if not self.waiting:
+            self.loop.call_soon(self.flush)
+        self.waiting.append(writer)
+
+    def flush(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for writer in waiting:
+            try:
+                writer.flush()
+            except Exception:  # one socket's failure never keeps the others' frames
+                logger.exception("gateway: a socket write failed")
+
+
+_current: _Flusher | None = None
+
+
+def _flusher() -> _Flusher:
+    """The running loop's flusher (a server runs one loop; a test, one after another)."""
+    global _current
+    loop = asyncio.get_running_loop()
+    if _current is None or _current.loop is not loop:
+        _current = _Flusher(loop)
+    return _current
+
+
+class DirectWriter:
+    """Writes already framed WebSocket messages to one connection, gathered per loop turn: the
+    frames a connection is given in one turn (a burst in a room, events of several rooms,
+    presence) leave in one write at the end of the turn, in order.
+
+    Calling it with a frame answers False, without taking it, when the bytes the server holds
+    for the connection (in Twisted and autobahn, and gathered here) would pass ``limit``: a
+    client that stopped reading. While nothing is held for the socket, the frames go to it
+    with one ``send`` call: Twisted's own path would buffer them, register the socket for
+    writability and write them on the next loop turn, several system calls and far more
+    Python. What the socket does not take, and anything while a queue is non-empty, goes
     through the protocol's ``sendData``, so frames keep their order either way.
     """
+
+    __slots__ = (
+        "direct",
+        "flusher",
+        "frames",
+        "limit",
+        "open_state",
+        "pending",
+        "protocol",
+        "scheduled",
+        "send_data",
+        "sock",
+        "transport",
+    )
+
+    def __init__(self, protocol: Any, limit: int) -> None:
+        self.protocol = protocol
+        self.limit = limit
+        self.send_data = protocol.sendData
+        self.open_state = protocol.STATE_OPEN
+        self.transport: Any = getattr(protocol, "transport", None)
+        self.sock: Any = getattr(self.transport, "socket", None)
+        self.direct = (
+            self.sock is not None
+            and not getattr(self.transport, "TLS", False)
+            and hasattr(self.transport, "dataBuffer")
+            and hasattr(self.transport, "_tempDataLen")
+            and hasattr(protocol, "send_queue")
+        )
+        self.flusher = _flusher()
+        self.frames: list[bytes] = []
+        self.pending = 0  # bytes in ``frames``: taken, to be written at the end of the turn
+        self.scheduled = False
+
+    def __call__(self, framed: bytes) -> bool:
+        if self.protocol.state != self.open_state:
+            return True
+        if not self._idle():
+            # The server holds bytes for the socket already: weigh them against the bound.
+            held = transport_backlog(self.transport) + self.pending
+            if held + len(framed) > self.limit:
+                return False
+        self.frames.append(framed)
+        self.pending += len(framed)
+        if not self.scheduled:
+            self.scheduled = True
+            self.flusher.add(self)
+        if self.pending >= GATHER_MAX:
+            self.write_out()
+        return True
+
+    def flush(self) -> None:
+        """Write what was gathered (the end of the loop turn)."""
+        self.scheduled = False
+        self.write_out()
+
+    def write_out(self) -> None:
+        frames = self.frames
+        if not frames:
+            return
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        self.frames = []
+        self.pending = 0
+        if self.protocol.state != self.open_state:
+            return  # closed meanwhile: nothing more goes out
+        if self._idle():
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                sent = 0  # Twisted's write path meets the same error and closes the connection
+            if sent != len(data):
+                self.transport.write(data[sent:])
+        else:
+            self.send_data(data)
+
+    def _idle(self) -> bool:
+        """Nothing is held for the socket: a write can go straight to it."""
+        transport = self.transport
+        return bool(
+            self.direct
+            and not self.protocol.send_queue
+            and not transport.dataBuffer
+            and not transport._tempDataLen
+            and not transport.disconnecting
+        )
+
+
+def raw_writer(send: Any, limit: int) -> DirectWriter | None:
+    """The connection's ``DirectWriter`` (called on the running event loop), or None where
+    writing directly is not possible (another server, or a negotiated extension such as
+    compression that changes the frames)."""
     protocol = _protocol(send)
     if (
         protocol is None
@@ -116,44 +252,7 @@ def raw_writer(send: Any, limit: int) -> Callable[[bytes], bool] | None:
         or getattr(protocol, "state", None) != getattr(protocol, "STATE_OPEN", object())
     ):
         return None
-    send_data = protocol.sendData
-    open_state = protocol.STATE_OPEN
-    transport: Any = getattr(protocol, "transport", None)
-    sock: Any = getattr(transport, "socket", None)
-    direct = (
-        sock is not None
-        and not getattr(transport, "TLS", False)
-        and hasattr(transport, "dataBuffer")
-        and hasattr(transport, "_tempDataLen")
-        and hasattr(protocol, "send_queue")
-    )
-
-    def write(framed: bytes) -> bool:
-        if protocol.state != open_state:
-            return True
-        if (
-            direct
-            and not protocol.send_queue
-            and not transport.dataBuffer
-            and not transport._tempDataLen
-            and not transport.disconnecting
-        ):
-            # Nothing is held for the socket: no backlog to weigh against the limit.
-            try:
-                sent = sock.send(framed)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                sent = 0  # Twisted's write path meets the same error and closes the connection
-            if sent != len(framed):
-                transport.write(framed[sent:])
-            return True
-        if transport_backlog(transport) + len(framed) > limit:
-            return False
-        send_data(framed)
-        return True
-
-    return write
+    return DirectWriter(protocol, limit)
 
 
 _last: tuple[bytes, bytes] | None = None

@@ -3,7 +3,8 @@
 
 A probe ASGI application runs under a real daphne process and reports, over its own sockets,
 every attribute and method the writer relies on; the writer then writes to a real socket, both
-directly and, behind a backlog, through the protocol, in order. An upgrade of daphne, autobahn or
+directly and, behind a backlog, through the protocol, in order, and what a connection is given
+in one loop turn leaves in one write. An upgrade of daphne, autobahn or
 Twisted that changes any of it fails here. The whole Sphere server checks the rest: a WebSocket
 ping is life to the heartbeat, though daphne answers it without telling the app.
 """
@@ -30,6 +31,8 @@ import websockets
 from websockets.protocol import State
 
 from chat.gateway.socket_writer import (
+    GATHER_MAX,
+    DirectWriter,
     limit_message_size,
     on_ping,
     raw_writer,
@@ -134,6 +137,7 @@ def test_on_ping_refreshes_before_the_protocol_answers() -> None:
 # --- the probe: a bare ASGI application under a real daphne process ----------------------------
 
 PROBE_LIMIT = 1 << 20  # the probe writer's bound on the bytes held for a socket
+BURST = 100  # frames given to a connection in one loop turn
 BIG = 32 << 20  # more than any loopback socket takes in one call: the rest is held by Twisted
 SMALL_LIMIT = 1024  # the message size limit set on the probe's protocol by ``limit``
 
@@ -197,6 +201,49 @@ def daphne_shape(send: Any) -> dict[str, bool]:
     }
 
 
+class CountingSocket:
+    """A transport's socket that counts its ``send`` calls (a socket object takes no
+    attributes of its own, so it is wrapped rather than patched)."""
+
+    def __init__(self, sock: socket.socket, counts: dict[str, int]) -> None:
+        self.sock = sock
+        self.counts = counts
+
+    def send(self, data: bytes) -> int:
+        self.counts["socket.send"] += 1
+        return self.sock.send(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+def count_writes(send: Any) -> dict[str, int]:
+    """Count, from now on, every write to the connection: the socket's ``send``, the
+    transport's ``write`` and the protocol's ``sendData`` (a writer made after this call
+    sees them)."""
+    protocol = send.args[0]
+    transport = protocol.transport
+    counts = {"socket.send": 0, "transport.write": 0, "protocol.sendData": 0}
+    transport.socket = CountingSocket(transport.socket, counts)
+
+    def counted(name: str, method: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            counts[name] += 1
+            return method(*args, **kwargs)
+
+        return call
+
+    transport.write = counted("transport.write", transport.write)
+    protocol.sendData = counted("protocol.sendData", protocol.sendData)
+    return counts
+
+
+def burst(writer: Any) -> None:
+    """``BURST`` frames, as events of three rooms, in one go."""
+    for n in range(BURST):
+        assert writer(text_frame(json.dumps({"n": n, "room": n % 3}).encode()))
+
+
 async def probe_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Answers HTTP with 200 (readiness); on a socket, runs the commands the test sends."""
     if scope["type"] == "http":
@@ -238,6 +285,30 @@ async def probe_application(scope: dict[str, Any], receive: Any, send: Any) -> N
             assert later is not None
             report = {"first": first, "backlog": backlog, "refused": refused}
             later(text_frame(json.dumps(report).encode()))  # through sendData, after the rest
+        elif command == "burst":
+            counts = count_writes(send)
+            counting = raw_writer(send, PROBE_LIMIT)
+            assert counting is not None
+            burst(counting)
+            held = dict(counts)  # nothing written yet: it leaves at the end of the turn
+            await asyncio.sleep(0)  # the turn ends
+            turn = {"held": held, "written": dict(counts)}
+            counting(text_frame(json.dumps(turn).encode()))
+        elif command == "burst behind a backlog":
+            counts = count_writes(send)
+            counting = raw_writer(send, 4 * BIG)
+            assert counting is not None
+            counting(text_frame(b"x" * BIG))  # past GATHER_MAX: written at once, Twisted holds
+            written = dict(counts)
+            burst(counting)
+            await asyncio.sleep(0)
+            turn = {
+                "big": written,
+                "burst": {
+                    k: counts[k] - written[k] for k in ("transport.write", "protocol.sendData")
+                },
+            }
+            counting(text_frame(json.dumps(turn).encode()))
         elif command == "limit":
             limited = limit_message_size(send, SMALL_LIMIT)
             await reply({"limited": limited})
@@ -351,3 +422,192 @@ async def test_the_writer_reaches_the_protocol_through_the_gateways_middleware()
     assert len(seen) == 1
     assert seen[0] is not daphne_send  # wrapped, as the real stack does
     assert transport_of(seen[0]) is Protocol.transport
+
+
+@pytest.mark.timeout(60)
+async def test_what_a_connection_is_given_in_one_turn_leaves_in_one_socket_write(
+    probe: str,
+) -> None:
+    async with websockets.connect(probe, open_timeout=TIMEOUT, ping_interval=None) as ws:
+        await ws.send("burst")
+        frames = [json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)) for _ in range(BURST)]
+        report = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+    assert [frame["n"] for frame in frames] == list(range(BURST))  # whole, and in order
+    assert set(report["held"].values()) == {0}
+    assert report["written"] == {"socket.send": 1, "transport.write": 0, "protocol.sendData": 0}
+
+
+@pytest.mark.timeout(60)
+async def test_behind_a_backlog_a_turn_goes_through_the_protocol_in_one_write(probe: str) -> None:
+    async with websockets.connect(
+        probe, open_timeout=TIMEOUT, ping_interval=None, max_size=2 * BIG
+    ) as ws:
+        await ws.send("burst behind a backlog")
+        big = await asyncio.wait_for(ws.recv(), TIMEOUT)
+        frames = [json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)) for _ in range(BURST)]
+        report = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+    assert big == "x" * BIG
+    assert [frame["n"] for frame in frames] == list(range(BURST))
+    # The big frame went to the socket at once, what it did not take to Twisted; the burst
+    # then queued behind it through the protocol, in one call.
+    assert report["big"]["socket.send"] == 1
+    assert report["big"]["transport.write"] == 1
+    assert report["burst"] == {"transport.write": 1, "protocol.sendData": 1}
+
+
+# --- the writer on a stand-in protocol: gathering, the bound, closing ----------------------------
+
+
+class FakeSocket:
+    def __init__(self, takes: int | None = None) -> None:
+        self.sent: list[bytes] = []
+        self.takes = takes  # bytes it takes per call (None: all)
+
+    def send(self, data: bytes) -> int:
+        taken = len(data) if self.takes is None else min(self.takes, len(data))
+        self.sent.append(bytes(data[:taken]))
+        return taken
+
+
+class FakeTransport:
+    TLS = False
+    disconnecting = False
+
+    def __init__(self, sock: FakeSocket) -> None:
+        self.socket = sock
+        self.dataBuffer = b""
+        self.offset = 0
+        self._tempDataLen = 0
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+        self._tempDataLen += len(data)
+
+
+class FakeProtocol:
+    STATE_OPEN = 3
+
+    def __init__(self, sock: FakeSocket) -> None:
+        self.state = self.STATE_OPEN
+        self.transport = FakeTransport(sock)
+        self.send_queue: collections.deque[Any] = collections.deque()
+        self._perMessageCompress = None
+        self.sent_data: list[bytes] = []
+
+    def sendData(self, data: bytes) -> None:
+        self.sent_data.append(data)
+        self.transport.write(data)
+
+
+def fake_writer(limit: int = 1000, takes: int | None = None) -> tuple[DirectWriter, FakeProtocol]:
+    protocol = FakeProtocol(FakeSocket(takes))
+    writer = raw_writer(functools.partial(lambda protocol, message: None, protocol), limit)
+    assert isinstance(writer, DirectWriter)
+    return writer, protocol
+
+
+async def test_frames_of_one_turn_leave_together_and_the_next_turn_writes_again() -> None:
+    writer, protocol = fake_writer()
+    sock = protocol.transport.socket
+    for frame in (b"a", b"b", b"c"):
+        assert writer(frame)
+    assert sock.sent == []
+    assert writer.pending == 3
+    await asyncio.sleep(0)
+    assert sock.sent == [b"abc"]
+    assert writer.pending == 0
+    writer(b"d")
+    await asyncio.sleep(0)
+    assert sock.sent == [b"abc", b"d"]
+
+
+async def test_one_callback_per_turn_writes_every_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.get_running_loop()
+    writers = [fake_writer()[0] for _ in range(3)]
+    scheduled: list[Any] = []
+    call_soon = loop.call_soon
+
+    def counting_call_soon(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        scheduled.append(callback)
+        return call_soon(callback, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "call_soon", counting_call_soon)
+        for writer in writers:
+            writer(b"x")
+            writer(b"y")
+    assert len(scheduled) == 1
+    await asyncio.sleep(0)
+    assert [w.protocol.transport.socket.sent for w in writers] == [[b"xy"]] * 3
+
+
+async def test_a_turn_past_the_gathering_bound_is_written_at_once() -> None:
+    writer, protocol = fake_writer(limit=10 * GATHER_MAX)
+    chunk = b"z" * (GATHER_MAX // 2)
+    writer(chunk)
+    writer(chunk)  # reaches GATHER_MAX: out now, not at the end of the turn
+    assert protocol.transport.socket.sent == [chunk + chunk]
+    writer(b"tail")
+    await asyncio.sleep(0)
+    assert protocol.transport.socket.sent == [chunk + chunk, b"tail"]
+
+
+async def test_the_bound_counts_the_bytes_held_and_those_gathered_in_the_turn() -> None:
+    writer, protocol = fake_writer(limit=100, takes=10)
+    writer(b"1" * 50)
+    await asyncio.sleep(0)  # the socket took 10 bytes: Twisted holds 40
+    assert protocol.transport.written == [b"1" * 40]
+    assert writer(b"2" * 30)  # 40 held + 30 = 70
+    assert not writer(b"3" * 31)  # 40 + 30 gathered + 31 > 100: a client that stopped reading
+    assert writer(b"4" * 30)  # exactly the bound
+    await asyncio.sleep(0)
+    assert protocol.sent_data == [b"2" * 30 + b"4" * 30]  # behind the backlog, in order
+
+
+async def test_nothing_gathered_is_written_once_the_connection_closed() -> None:
+    writer, protocol = fake_writer()
+    writer(b"late")
+    protocol.state = 4  # closing
+    assert writer(b"later")  # taken, and dropped: the connection is going
+    await asyncio.sleep(0)
+    assert protocol.transport.socket.sent == []
+    assert protocol.transport.written == []
+
+
+# --- the consumer over the writer ---------------------------------------------------------------
+
+
+async def test_frames_of_the_turn_go_out_before_the_close_frame() -> None:
+    from chat.gateway.consumer import GatewayConsumer
+
+    writer, protocol = fake_writer()
+    consumer = GatewayConsumer()
+    consumer.raw = writer
+    order: list[str] = []
+
+    async def close(code: int | bool | None = None, reason: str | None = None) -> None:
+        order.extend(f"sent {data!r}" for data in protocol.transport.socket.sent)
+        order.append(f"close {code}")
+
+    consumer.close = close
+    consumer.closed = False
+    frame = b'{"type":"error"}'
+    consumer.enqueue(frame)
+    await consumer._close(4429)
+    assert order == [f"sent {text_frame(frame)!r}", "close 4429"]
+
+
+async def test_bytes_gathered_for_the_turn_count_as_pressure(settings: Any) -> None:
+    from chat.gateway.consumer import GatewayConsumer
+
+    writer, protocol = fake_writer(limit=10_000)
+    consumer = GatewayConsumer()
+    consumer.raw, consumer.transport, consumer.queued_bytes = writer, protocol.transport, 0
+    consumer.closed = False
+    consumer.enqueue(b"p" * 500)
+    assert consumer._pressure() == len(text_frame(b"p" * 500))
+    await asyncio.sleep(0)
+    assert consumer._pressure() == 0

@@ -1,6 +1,7 @@
 """A gateway's registry bookkeeping: a user stays registered while any local socket of theirs
-is open, whatever order opening and closing sockets' Redis calls finish in; and its Redis loops
-end when they are cancelled."""
+is open, whatever order opening and closing sockets' Redis calls finish in; its Redis loops
+end when they are cancelled; and what the tier hands a connection in one loop turn, over many
+batches, leaves in one socket write."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from chat.gateway.socket_writer import DirectWriter, text_frame
 from fanout.connections import LocalConnections
+from fanout.delivery import Delivery
+from fanout.items import EventBatch, UsersBatch
 from fanout.redis.keys import Keys
 from fanout.redis.link import RedisLink
+from tests.chat.test_socket_writer import fake_writer
 
 
 @dataclass(eq=False)
@@ -106,3 +111,69 @@ async def test_the_inbox_loop_ends_when_cancelled_even_if_the_read_answers_with_
     await asyncio.wait({task}, timeout=30)
     assert task.cancelled()
     assert not reader.retried
+
+
+class WrittenConnection:
+    """A connection as the gateway makes one: room cursors over a direct socket writer."""
+
+    def __init__(self, user_id: int) -> None:
+        self.user_id = user_id
+        self.writer: DirectWriter
+        self.writer, self.protocol = fake_writer(limit=1 << 20)
+        self.delivery = Delivery(self.write, lambda room, seq: b"resync", user_id=user_id)
+
+    def write(self, frame: bytes) -> None:
+        assert self.writer(text_frame(frame))
+
+    def deliver_event(self, room_id: int, seq: int, frame: bytes) -> bool:
+        return self.delivery.offer(room_id, seq, frame)
+
+    def deliver_frame(self, frame: bytes) -> None:
+        self.write(frame)
+
+    @property
+    def socket_writes(self) -> list[bytes]:
+        return list(self.protocol.transport.socket.sent)
+
+
+async def test_a_turns_batches_leave_in_one_write_per_connection_in_order() -> None:
+    gateway = LocalConnections(asyncio.get_running_loop())
+    alice, bob, carol = WrittenConnection(1), WrittenConnection(2), WrittenConnection(3)
+    for connection in (alice, bob, carol):
+        await gateway.attach(connection)
+        for room in (10, 11):
+            connection.delivery.start_live(room, 0)
+    batches: list[Any] = [
+        EventBatch(10, 1, b'{"room":10,"seq":1}', (1, 2, 3)),  # a burst in room 10
+        EventBatch(10, 2, b'{"room":10,"seq":2}', (1, 2, 3)),
+        EventBatch(11, 1, b'{"room":11,"seq":1}', (1, 2)),  # another room
+        UsersBatch(b'{"type":"presence"}', (1, 3)),
+        EventBatch(10, 3, b'{"room":10,"seq":3}', (1, 2, 3)),
+    ]
+    for batch in batches:
+        gateway.apply(batch)
+    assert [c.socket_writes for c in (alice, bob, carol)] == [[], [], []]  # not yet
+    await asyncio.sleep(0)  # the turn ends
+
+    def framed(*frames: bytes) -> list[bytes]:
+        return [b"".join(text_frame(frame) for frame in frames)]
+
+    assert alice.socket_writes == framed(
+        b'{"room":10,"seq":1}',
+        b'{"room":10,"seq":2}',
+        b'{"room":11,"seq":1}',
+        b'{"type":"presence"}',
+        b'{"room":10,"seq":3}',
+    )
+    assert bob.socket_writes == framed(
+        b'{"room":10,"seq":1}', b'{"room":10,"seq":2}', b'{"room":11,"seq":1}',
+        b'{"room":10,"seq":3}',
+    )  # fmt: skip
+    assert carol.socket_writes == framed(
+        b'{"room":10,"seq":1}', b'{"room":10,"seq":2}', b'{"type":"presence"}',
+        b'{"room":10,"seq":3}',
+    )  # fmt: skip
+    gateway.apply(EventBatch(10, 4, b'{"room":10,"seq":4}', (1,)))
+    await asyncio.sleep(0)
+    assert alice.socket_writes[1:] == framed(b'{"room":10,"seq":4}')  # the next turn: another
+    gateway.stop()
