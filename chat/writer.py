@@ -836,11 +836,11 @@ def _recover(exc: Exception) -> None:
 
 
 def _observe(send: Send) -> None:
-    from fanout import metrics
+    """From the send's arrival to its answer: ``sphere_send_seconds`` and the slowest rooms'
+    ``sphere_room_send_seconds`` (docs/operations.md)."""
+    from fanout.metrics import observe_send
 
-    observe = getattr(metrics, "observe_send", None)
-    if observe is not None:
-        observe(send.room_id, time.monotonic() - send.arrived)
+    observe_send(send.room_id, time.monotonic() - send.arrived)
 
 
 _writer: Writer | None = None
