@@ -330,7 +330,7 @@ class RoomEventAdmin(DeskAdmin):
 
     community_path = "room__community"
     room_path = "room"
-    list_display = ["room", "seq", "type", "created_at", "published_at"]
+    list_display = ["room", "seq", "type", "created_at"]
     list_filter = ["type", ("room__community", admin.RelatedOnlyFieldListFilter), "created_at"]
     list_select_related = ["room"]
     search_fields = ["room__name", "type"]

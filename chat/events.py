@@ -16,11 +16,9 @@ from communities.models import Room
 from communities.selectors import readable_rooms_filter, room_reader_ids
 from fanout import publish
 from fanout.hooks import StoredEvent
-from fanout.transport import current as fanout_transport
 
-# The outbox sweep looks this far back: older unpublished events (a long outage of every
-# worker, or a database that ran in the embedded mode, which keeps no outbox marks) are left
-# to the clients' ``sync`` and to gap filling.
+# The outbox sweep looks this far back: older events the tier never routed (a long outage of
+# every worker) are left to the clients' ``sync`` and to gap filling.
 SWEEP_WINDOW = timedelta(minutes=10)
 
 
@@ -44,7 +42,9 @@ def append_event(
     community_id, access_version = room.community_id, room.access_version
 
     def publish_on_commit() -> None:
-        published = publish.publish_room_event(
+        # A publish that fails is retried by the tier, and what it never routes is published
+        # again by its sweep (docs/fanout.md): nothing is marked here.
+        publish.publish_room_event(
             room_id=room.pk,
             seq=event.seq,
             frame=frame,
@@ -52,9 +52,6 @@ def append_event(
             urls=urls,
             access_version=access_version,
         )
-        if published and fanout_transport().keeps_outbox:
-            # The outbox mark: an event left unmarked is published again by the sweep.
-            RoomEvent.objects.filter(pk=event.pk).update(published_at=timezone.now())
 
     transaction.on_commit(publish_on_commit)
     return event
@@ -87,38 +84,44 @@ def events_between(room_id: int, after: int, upto: int, user_id: int) -> list[St
     ]
 
 
-def unpublished(older_than_s: float, limit: int) -> list[StoredEvent]:
-    """Committed events never marked published, oldest first (the outbox sweep), with what
-    link reach needs of a new message."""
+def heads() -> list[tuple[int, int]]:
+    """``(room_id, head_seq)`` of every room with an event (the outbox sweep)."""
+    return list(Room.objects.filter(head_seq__gt=0).order_by("pk").values_list("pk", "head_seq"))
+
+
+def events_after(
+    room_id: int, after_seq: int, limit: int, older_than_s: float
+) -> list[StoredEvent]:
+    """The room's events after ``after_seq`` committed more than ``older_than_s`` ago and
+    within ``SWEEP_WINDOW``, in seq order, with what link reach needs of a new message (the
+    outbox sweep)."""
     from chat.links import urls_in
 
     now = timezone.now()
-    rows = RoomEvent.objects.filter(
-        published_at__isnull=True,
-        created_at__lt=now - timedelta(seconds=older_than_s),
-        created_at__gte=now - SWEEP_WINDOW,
-    ).order_by("created_at", "id")[:limit]
+    rows = list(
+        RoomEvent.objects.filter(
+            room_id=room_id,
+            seq__gt=after_seq,
+            created_at__lt=now - timedelta(seconds=older_than_s),
+            created_at__gte=now - SWEEP_WINDOW,
+        )
+        .order_by("seq")
+        .values_list("seq", "type", "payload")[:limit]
+    )
+    if not rows:
+        return []
+    community_id = Room.objects.filter(pk=room_id).values_list("community_id", flat=True).first()
     found = []
-    for room_id, seq, type_, payload, community_id in rows.values_list(
-        "room_id", "seq", "type", "payload", "room__community_id"
-    ):
+    for seq, type_, payload in rows:
         urls: tuple[str, ...] = ()
         if type_ == "message.new":
             urls = urls_in(str(payload.get("message", {}).get("body", "")))
         found.append(
-            StoredEvent(room_id, seq, event_frame(room_id, seq, type_, payload), community_id, urls)
+            StoredEvent(
+                room_id, seq, event_frame(room_id, seq, type_, payload), community_id or 0, urls
+            )
         )
     return found
-
-
-def mark_published(events: list[tuple[int, int]]) -> None:
-    """Mark these ``(room_id, seq)`` events published (the sweep published them again)."""
-    now = timezone.now()
-    by_room: dict[int, list[int]] = {}
-    for room_id, seq in events:
-        by_room.setdefault(room_id, []).append(seq)
-    for room_id, seqs in by_room.items():
-        RoomEvent.objects.filter(room_id=room_id, seq__in=seqs).update(published_at=now)
 
 
 class ChatRoomStore:
@@ -126,8 +129,8 @@ class ChatRoomStore:
 
     readers = staticmethod(readers_at_version)
     events_between = staticmethod(events_between)
-    unpublished = staticmethod(unpublished)
-    mark_published = staticmethod(mark_published)
+    heads = staticmethod(heads)
+    events_after = staticmethod(events_after)
 
 
 class ChatAccessFrames:

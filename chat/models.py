@@ -2,7 +2,7 @@
 
 Every persistent change in a room is a RoomEvent with the room's next seq, written in the same
 transaction as the change and under the room's row lock. The log is what live delivery sends
-and what ``sync`` replays; ``published_at`` is the outbox mark of the fan-out publish.
+and what ``sync`` replays.
 """
 
 from __future__ import annotations
@@ -54,19 +54,11 @@ class RoomEvent(models.Model):
     type = models.CharField(max_length=24)
     payload = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
-    published_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["room_id", "seq"]
         constraints = [
             models.UniqueConstraint(fields=["room", "seq"], name="room_event_seq"),
-        ]
-        indexes = [
-            models.Index(
-                fields=["created_at"],
-                condition=models.Q(published_at__isnull=True),
-                name="room_event_unpublished",
-            ),
         ]
 
     def __str__(self) -> str:

@@ -1,9 +1,10 @@
 """The embedded transport: partitioned fan-out inside the server process.
 
 Guarantees: every item published for room R is handled by partition ``R mod P`` in publish
-order (one asyncio task per partition), so per room the hand-off to connections keeps commit
-order; grants, revocations and cache invalidations of a room travel through the same partition
-and so take effect exactly between the events before and after them. Queues are unbounded in
+order (one asyncio task per partition, which routes whatever its queue holds at once, in
+order), so per room the hand-off to connections keeps commit order; grants, revocations and
+cache invalidations of a room travel through the same partition and so take effect exactly
+between the events before and after them. Queues are unbounded in
 memory: the database holds every persistent event, so a process that dies loses only what
 ``sync`` replays. Duplicates are dropped by each connection's cursor (``fanout.delivery``).
 Publishing from any thread is safe; publishing when no gateway runs in this process is a no-op
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from django.conf import settings
 
@@ -27,6 +28,9 @@ from fanout.router import Router
 from fanout.transport import Transport
 
 logger = logging.getLogger(__name__)
+
+# Items a partition routes at once at most (what its queue holds, up to this).
+DRAIN_MAX = 500
 
 
 async def _count_links(
@@ -53,33 +57,48 @@ class Partitions:
         self.queues: list[asyncio.Queue[Item]] = [asyncio.Queue() for _ in range(partitions)]
         self.tasks = [self.loop.create_task(self._run(p)) for p in range(partitions)]
 
-    def submit(self, item: Item) -> None:
-        """Publish from any thread of this process."""
-        queue = self.queues[partition_of(item, self.partitions)]
+    def submit(self, items: Sequence[Item]) -> None:
+        """Publish from any thread of this process: one hop to the loop for all the items."""
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if running is self.loop:
-            queue.put_nowait(item)
+            self._put(items)
             return
         try:
-            self.loop.call_soon_threadsafe(queue.put_nowait, item)
+            self.loop.call_soon_threadsafe(self._put, items)
         except RuntimeError:  # the loop closed: no connection of this process is left
-            logger.info("fan-out: partition loop closed, item dropped (clients resume with sync)")
+            logger.info("fan-out: partition loop closed, items dropped (clients resume with sync)")
+
+    def _put(self, items: Iterable[Item]) -> None:
+        for item in items:
+            self.queues[partition_of(item, self.partitions)].put_nowait(item)
 
     async def _run(self, partition: int) -> None:
         queue = self.queues[partition]
         while True:
-            item = await queue.get()
+            items = [await queue.get()]
+            while len(items) < DRAIN_MAX and not queue.empty():
+                items.append(queue.get_nowait())
             try:
-                await self.router.handle(item)
+                await self.router.handle_many(items)
+                continue
             except asyncio.CancelledError:
                 raise
-            except Exception:  # one bad item never stops the partition
+            except Exception:
                 raise_if_cancelled()
-                metrics.DROPS.labels("item_failed").inc()
-                logger.exception("fan-out partition %s: item failed", partition)
+                logger.warning("fan-out partition %s: routing %s items at once failed; one by "
+                               "one", partition, len(items), exc_info=True)  # fmt: skip
+            for item in items:
+                try:
+                    await self.router.handle(item)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # one bad item never stops the partition
+                    raise_if_cancelled()
+                    metrics.DROPS.labels("item_failed").inc()
+                    logger.exception("fan-out partition %s: item failed", partition)
 
     def stop(self) -> None:
         for task in self.tasks:
@@ -88,7 +107,6 @@ class Partitions:
 
 class EmbeddedTransport(Transport):
     kind = "embedded"
-    keeps_outbox = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -115,9 +133,12 @@ class EmbeddedTransport(Transport):
         return partitions
 
     def submit(self, item: Item) -> bool:
+        return self.submit_many((item,))
+
+    def submit_many(self, items: Sequence[Item]) -> bool:
         partitions = self.current_partitions()
-        if partitions is not None:
-            partitions.submit(item)
+        if partitions is not None and items:
+            partitions.submit(items)
         return True
 
     def online(self, user_ids: Collection[int]) -> set[int]:

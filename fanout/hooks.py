@@ -41,11 +41,17 @@ class RoomStore(Protocol):
         """The room's events with ``after < seq <= upto`` in seq order, or None when the user
         cannot read the room now."""
 
-    def unpublished(self, older_than_s: float, limit: int) -> list[StoredEvent]:
-        """Committed events never marked published, oldest first (the outbox sweep)."""
+    def heads(self) -> list[tuple[int, int]]:
+        """``(room_id, head_seq)`` of every room with an event (head_seq > 0): what the outbox
+        sweep compares with the seqs the tier has routed."""
 
-    def mark_published(self, events: list[tuple[int, int]]) -> None:
-        """Mark these ``(room_id, seq)`` events published."""
+    def events_after(
+        self, room_id: int, after_seq: int, limit: int, older_than_s: float
+    ) -> list[StoredEvent]:
+        """The room's events with seq > ``after_seq``, in seq order, at most ``limit``, with
+        their community and links: only those committed more than ``older_than_s`` ago (a
+        younger one may still be on its way) and within the sweep's window (older ones are
+        left to ``sync`` and gap filling). For the outbox sweep."""
 
 
 class LinkCounter(Protocol):

@@ -4,8 +4,9 @@
 An item names a room (or users) and carries its frame encoded once; a batch carries that same
 frame and the ids of the users a gateway must write it to. On Redis each travels as a msgpack
 array whose first element is its tag (``"r"``, ``"a"``, ``"u"`` for items, ``"E"``, ``"A"``,
-``"U"`` for batches): compact, and decoded straight into the Struct with its types checked, so
-a malformed entry is refused in one place (``decode``) instead of failing later in the router.
+``"U"`` for batches, ``"B"`` for a bundle of batches): compact, and decoded straight into the
+Struct with its types checked, so a malformed entry is refused in one place (``decode``)
+instead of failing later in the router.
 """
 
 from __future__ import annotations
@@ -102,17 +103,24 @@ class UsersBatch(msgspec.Struct, frozen=True, array_like=True, tag="U"):
 Batch = EventBatch | AccessBatch | UsersBatch
 
 
+class Bundle(msgspec.Struct, frozen=True, array_like=True, tag="B"):
+    """Several batches for one gateway in one inbox entry, in the order they are applied (what
+    one read of a partition holds for that gateway)."""
+
+    batches: tuple[Batch, ...]
+
+
 class Malformed(ValueError):
     """A stream entry that is not an item or batch of this version (a poison entry)."""
 
 
 _encoder = msgspec.msgpack.Encoder()
 _items = msgspec.msgpack.Decoder(Item)
-_batches = msgspec.msgpack.Decoder(Batch)
-_any = msgspec.msgpack.Decoder(Item | Batch)
+_batches = msgspec.msgpack.Decoder(Batch | Bundle)
+_any = msgspec.msgpack.Decoder(Item | Batch | Bundle)
 
 
-def encode(obj: Item | Batch) -> bytes:
+def encode(obj: Item | Batch | Bundle) -> bytes:
     return _encoder.encode(obj)
 
 
@@ -121,12 +129,14 @@ def decode_item(data: bytes) -> Item:
     return _decoded(_items, data)
 
 
-def decode_batch(data: bytes) -> Batch:
-    """A batch of a gateway inbox; Malformed for anything else (an item included)."""
-    return _decoded(_batches, data)
+def decode_batches(data: bytes) -> tuple[Batch, ...]:
+    """The batches of a gateway inbox entry, a lone batch or a bundle, in order; Malformed for
+    anything else (an item included)."""
+    found = _decoded(_batches, data)
+    return found.batches if isinstance(found, Bundle) else (found,)
 
 
-def decode(data: bytes) -> Item | Batch:
+def decode(data: bytes) -> Item | Batch | Bundle:
     return _decoded(_any, data)
 
 

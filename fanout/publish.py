@@ -24,13 +24,24 @@ def publish_room_event(
     access_version: int = -1,
 ) -> bool:
     """A persistent room event, for every connection that can read the room. False when the
-    transport did not take it (the outbox sweep publishes it later). ``access_version``: the
-    room's at the event's commit (-1: unknown)."""
+    transport did not take it at once (it is retried in the background, and the outbox sweep
+    publishes it if that fails too). ``access_version``: the room's at the event's commit (-1:
+    unknown)."""
     return current().submit(
         RoomItem(
             room_id, seq, frame, None, community_id, tuple(urls), access_version=access_version
         )
     )
+
+
+def publish_room_events(items: Sequence[RoomItem]) -> bool:
+    """Persistent room events already built as items (a committed batch, in commit order),
+    handed to the transport in one go: one pipelined append in the scaled mode, one hop to the
+    partitions' loop in the embedded mode. May be called from any thread. False when the
+    transport did not take them all at once (as for ``publish_room_event``)."""
+    if not items:
+        return True
+    return current().submit_many(items)
 
 
 def publish_room_frame(*, room_id: int, frame: bytes, exclude_user: int | None = None) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,13 +30,10 @@ class PartitionStats:
 
 
 class Transport:
-    """The interface every mode implements. ``submit`` may be called from any thread; the
-    other methods say where they run."""
+    """The interface every mode implements. ``submit`` and ``submit_many`` may be called from
+    any thread; the other methods say where they run."""
 
     kind = ""
-    # Persistent events are marked published after a successful submit, and the outbox sweep
-    # publishes what stays unmarked (a transport whose items can be lost between processes).
-    keeps_outbox = False
 
     def __init__(self) -> None:
         self._local: LocalConnections | None = None
@@ -47,6 +44,15 @@ class Transport:
     def submit(self, item: Item) -> bool:
         """Hand an item to its partition; False when the transport did not take it."""
         raise NotImplementedError
+
+    def submit_many(self, items: Sequence[Item]) -> bool:
+        """Hand many items to their partitions in one go, in order (a committed batch of room
+        events); False when the transport did not take them all. A transport with a cheaper
+        way than one ``submit`` per item overrides this."""
+        taken = True
+        for item in items:
+            taken = self.submit(item) and taken
+        return taken
 
     # --- this process's connections ----------------------------------------------------------
 

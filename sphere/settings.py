@@ -325,6 +325,7 @@ FANOUT_LEASE_MS = env.int("SPHERE_FANOUT_LEASE_MS", default=5000)
 FANOUT_MAX_TRIES = env.int("SPHERE_FANOUT_MAX_TRIES", default=3)
 # Committed events not marked published after this long are published again by the sweep.
 FANOUT_SWEEP_AFTER_S = env.float("SPHERE_FANOUT_SWEEP_AFTER_S", default=2.0)
+FANOUT_SWEEP_EVERY_S = env.float("SPHERE_FANOUT_SWEEP_EVERY_S", default=30.0)  # slow pass
 # Entries kept per partition stream and per gateway inbox (approximate trimming).
 FANOUT_STREAM_MAXLEN = env.int("SPHERE_FANOUT_STREAM_MAXLEN", default=100_000)
 

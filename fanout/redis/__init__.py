@@ -6,7 +6,7 @@
 - ``link``: a gateway's side (registry entries, inbox reader, heartbeat);
 - ``publisher``: items appended to partition streams, batches to gateway inboxes, the retrier;
 - ``worker``: the partition worker (leases, reads, hand-off, dead letters);
-- ``sweep``: the outbox sweep.
+- ``sweep``: the outbox sweep (room events the workers never routed).
 
 Redis 7.0 commands only. Guarantees and failure handling: docs/fanout.md.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from fanout import metrics
 from fanout.connections import Link, LocalConnections
-from fanout.items import AccessItem, Item, UsersItem
+from fanout.items import AccessItem, Item
 from fanout.transport import PartitionStats, Transport
 
 logger = logging.getLogger(__name__)
@@ -32,18 +32,24 @@ logger = logging.getLogger(__name__)
 
 class RedisTransport(Transport):
     kind = "redis"
-    keeps_outbox = True
 
     def submit(self, item: Item) -> bool:
+        return self.submit_many((item,))
+
+    def submit_many(self, items: Sequence[Item]) -> bool:
+        """One pipelined append for all the items (not a transaction); when it fails they go
+        to the background retrier, in order, and False is returned."""
+        if not items:
+            return True
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
         if loop is not None:
             # Called from a gateway's event loop (typing, presence): publish off the loop.
-            loop.run_in_executor(None, _publish_or_retry, item)
+            loop.run_in_executor(None, _publish_or_retry, tuple(items))
             return True
-        return _publish_or_retry(item)
+        return _publish_or_retry(items)
 
     def link(self) -> Callable[[LocalConnections], Link]:
         from fanout.redis.link import RedisLink
@@ -114,14 +120,15 @@ class RedisTransport(Transport):
         return Worker()
 
 
-def _publish_or_retry(item: Item) -> bool:
-    from fanout.redis.publisher import publish, retrier
+def _publish_or_retry(items: Sequence[Item]) -> bool:
+    from fanout.redis.publisher import persistent, publish_many, retrier
 
-    if publish(item):
+    if publish_many(items):
         return True
-    if isinstance(item, AccessItem):
-        retrier.add(item)
-    elif isinstance(item, UsersItem) or item.seq == 0:
-        # Ephemeral (read markers, presence, typing): nothing republishes it.
-        metrics.DROPS.labels("publish_failed").inc()
+    # Room events and access changes are retried in order; ephemeral frames (read markers,
+    # presence, typing) are not worth a late delivery.
+    kept = [item for item in items if persistent(item) or isinstance(item, AccessItem)]
+    if len(kept) < len(items):
+        metrics.DROPS.labels("publish_failed").inc(len(items) - len(kept))
+    retrier.add_many(kept)
     return False

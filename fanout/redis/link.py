@@ -1,9 +1,11 @@
 """A gateway's presence in Redis: its registry entries, its inbox reader and its heartbeat.
 
 The gateway registers its users before their ``hello`` (so a partition that handles an event
-after the connection opened finds it), reads the batches workers append to its inbox stream,
-and heartbeats. When Redis lost the registry (a restart) it registers again and lets every
-connection catch up from the database, so nothing missed in between stays missing.
+after the connection opened finds it), reads the batches workers append to its inbox stream
+(an entry holds one batch or a bundle of them), and heartbeats. When Redis lost the registry
+(a restart) it registers again and lets every connection catch up from the database, so
+nothing missed in between stays missing. At idle a gateway sends Redis one blocking read per
+``BLOCK_MS`` and one heartbeat round trip per ``HEARTBEAT_S``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 import redis.asyncio as aioredis
 
 from fanout import metrics
-from fanout.items import Malformed, decode_batch
+from fanout.items import Malformed, decode_batches
 from fanout.loops import raise_if_cancelled
 from fanout.redis.keys import BLOCK_MS, Keys, async_client
 from fanout.redis.registry import GatewayEntries
@@ -27,7 +29,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_S = 2.0
+# Workers take a gateway silent for ``registry.LIVE_MS`` (15 s) for dead: several beats fit.
+HEARTBEAT_S = 3.0
 MARK_TTL_S = 60
 RECOVER_AGAIN_S = (3.0, 8.0)
 INBOX_COUNT = 500
@@ -40,7 +43,7 @@ class RedisLink:
         self.local = local
         self.keys = Keys()
         self.client: aioredis.Redis = async_client()
-        self.reader: aioredis.Redis = async_client()  # blocking reads get their own pool
+        self.reader: aioredis.Redis = async_client(blocking=True)  # blocking reads: own pool
         self.entries = GatewayEntries(self.client, self.keys, local.id)
         self.last_id = "0-0"
         self.ready = asyncio.Event()  # in the gateways set: workers send to it
@@ -77,24 +80,34 @@ class RedisLink:
                 for entry_id, fields in entries:
                     self.last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
                     try:
-                        batch = decode_batch(fields[b"b"])
+                        batches = decode_batches(fields[b"b"])
                     except (Malformed, KeyError):
                         metrics.DROPS.labels("malformed_batch").inc()
                         logger.error("fan-out: malformed batch in gateway inbox skipped")
                         continue
-                    self.local.apply(batch)
+                    for batch in batches:
+                        self.local.apply(batch)
 
     async def _heartbeat(self) -> None:
         mark = self.keys.mark(self.local.id)
         started = False
+        # A re-registration still to do (it failed part way): whether Redis had lost its data.
+        owed: bool | None = None
         while True:
             try:
                 now_ms = int(time.time() * 1000)
-                await self.client.zadd(self.keys.gateways(), {self.local.id: now_ms})
+                # One round trip: the heartbeat, and the mark set again, its old value telling
+                # whether Redis still had it.
+                async with self.client.pipeline(transaction=False) as pipe:
+                    pipe.zadd(self.keys.gateways(), {self.local.id: now_ms})
+                    pipe.set(mark, "1", ex=MARK_TTL_S, get=True)
+                    _, had_mark = await pipe.execute()
                 self.ready.set()
-                if not await self.client.exists(mark):
-                    await self._reregister(lost=started)
-                await self.client.set(mark, "1", ex=MARK_TTL_S)
+                if had_mark is None and owed is None:
+                    owed = started
+                if owed is not None:
+                    await self._reregister(lost=owed)
+                    owed = None
                 started = True
             except asyncio.CancelledError:
                 raise

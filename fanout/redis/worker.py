@@ -1,12 +1,16 @@
 """The partition worker of the scaled mode (``python manage.py fanout_worker``).
 
 ``fanout_worker`` processes share the partitions: each partition has one live holder through a
-lease (``SET NX PX``, renewed by its holder, released on SIGTERM); the holder reads the
-partition's stream through a consumer group, runs the router and acknowledges each entry after
-its hand-off. A new holder first claims what the previous one left pending (``XAUTOCLAIM``), so
-a worker that dies loses nothing: its partitions move within the lease TTL plus one acquisition
-round. An entry that fails ``FANOUT_MAX_TRIES`` deliveries goes to the partition's dead-letter
-stream and the partition flows on. Redis 7.0 commands only (docs/fanout.md).
+lease (``SET NX PX``, renewed by its holder, released on SIGTERM); a worker's heartbeat, its
+renewals and its acquisitions are one script call per round (``scripts.ROUND``). The holder
+reads the partition's stream through a consumer group and routes a whole read at once (one
+registry look-up, one hand-off), then acknowledges it and records the seqs it routed in one
+call (``scripts.ROUTED``, what the sweep compares the rooms' heads with). When the whole read
+cannot be handed over, its items are routed one by one, with retries. A new holder first claims
+what the previous one left pending (``XAUTOCLAIM``), so a worker that dies loses nothing: its
+partitions move within the lease TTL plus one acquisition round. An entry that fails
+``FANOUT_MAX_TRIES`` deliveries goes to the partition's dead-letter stream and the partition
+flows on. Redis 7.0 commands only (docs/fanout.md).
 """
 
 from __future__ import annotations
@@ -28,12 +32,12 @@ from redis.exceptions import RedisError, ResponseError
 
 from fanout import metrics
 from fanout.hooks import hooks
-from fanout.items import Item, Malformed, decode_item
+from fanout.items import Item, Malformed, RoomItem, decode_item
 from fanout.loops import raise_if_cancelled
 from fanout.redis.keys import BLOCK_MS, GROUP, Keys, async_client, text
 from fanout.redis.publisher import RedisHandoff
 from fanout.redis.registry import RedisRegistry
-from fanout.redis.scripts import RELEASE, RENEW
+from fanout.redis.scripts import RELEASE, ROUND, ROUTED
 from fanout.redis.sweep import sweep
 from fanout.router import Reach, Router
 
@@ -41,7 +45,10 @@ logger = logging.getLogger(__name__)
 
 READ_COUNT = 200
 CLAIM_COUNT = 200
-SWEEP_EVERY_S = 1.0
+# The registry's cleaning, by the holder of partition 0 (a dead gateway is skipped by every
+# look-up anyway: this only frees its entries).
+CLEAN_EVERY_S = 15.0
+SWEEP_RETRY_S = 5.0  # a sweep that failed is tried again after this
 GIVE_BACK_S = 3.0  # a partition given back is left to others this long
 DROP_WAIT_S = 2.0  # how long a dropped partition's task is waited for
 SEEN_MAX = 100_000
@@ -82,13 +89,15 @@ class Worker:
         self.lease_ms = settings.FANOUT_LEASE_MS
         self.max_tries = settings.FANOUT_MAX_TRIES
         self.client = async_client()
-        self.blocking = async_client()  # XREADGROUP BLOCK holds a connection per partition
+        # XREADGROUP BLOCK holds a connection per partition, with a longer socket timeout.
+        self.blocking = async_client(blocking=True)
         self.registry = RedisRegistry(self.client, self.keys)
         self.router = Router(
             self.registry, RedisHandoff(self.client, self.keys), worker_reach(self.client)
         )
-        self.renew = self.client.register_script(RENEW)
+        self.round = self.client.register_script(ROUND)
         self.release = self.client.register_script(RELEASE)
+        self.ack_routed = self.client.register_script(ROUTED)
         self.held: dict[int, asyncio.Task[None]] = {}
         # Until when each held lease is known valid: from just before the command that set or
         # renewed it, so never later than Redis lets it expire.
@@ -99,7 +108,11 @@ class Worker:
         self.seen: set[Any] = set()
         self.housekeeping: asyncio.Task[None] | None = None
         self.stopping = asyncio.Event()
+        self.sweep_every = settings.FANOUT_SWEEP_EVERY_S
+        self.sweep_due = True  # a new holder of partition 0 sweeps at once
+        self.sweep_not_before = 0.0
         self.last_sweep = 0.0
+        self.last_clean = 0.0
         self.last_forget = 0.0
         self.crash_after = int(os.environ.get("SPHERE_FANOUT_CRASH_AFTER", "0") or 0)
         self.handled = 0
@@ -127,59 +140,90 @@ class Worker:
         self.stopping.set()
 
     async def _round(self) -> None:
-        now_ms = int(time.time() * 1000)
-        await self.client.zadd(self.keys.workers(), {self.id: now_ms})
-        await self.client.zremrangebyscore(self.keys.workers(), 0, now_ms - 20 * self.lease_ms)
-        # A worker silent for a lease TTL is gone (it heartbeats every TTL / 5).
-        alive = await self.client.zcount(self.keys.workers(), now_ms - self.lease_ms, "+inf")
-        share = math.ceil(self.partitions / max(1, alive))
-        # Renew what is held; a partition whose lease was lost stops at once.
-        for partition, task in list(self.held.items()):
-            asked = time.monotonic()
-            renewed = await self.renew(
-                keys=[self.keys.lease(partition)], args=[self.id, self.lease_ms]
-            )
-            if renewed:
-                self.lease_until[partition] = asked + self.lease_ms / 1000
-            if not renewed or task.done():
-                await self._drop(partition, release=bool(renewed))
+        """Heartbeat, renew, take: one script call (``scripts.ROUND``). A partition whose lease
+        was lost stops at once; one whose task ended is released and taken up again."""
+        ended = [p for p, task in self.held.items() if task.done()]
+        running = [p for p in self.held if p not in ended]
+        now = time.monotonic()
+        given_back = [p for p, until in self.given_back.items() if until > now]
+        to_try = [p for p in range(self.partitions) if p not in running]
+        asked = time.monotonic()
+        answer = await self.round(
+            keys=[
+                self.keys.workers(),
+                self.keys.sweep_due(),
+                *(self.keys.lease(p) for p in range(self.partitions)),
+            ],
+            args=[
+                self.id,
+                int(time.time() * 1000),
+                self.lease_ms,
+                ",".join(map(str, running)),
+                ",".join(map(str, ended)),
+                ",".join(map(str, to_try)),
+                ",".join(map(str, given_back)),
+            ],
+        )
+        renewed, taken, alive, flag = cast(list[Any], answer)
+        renewed, taken = {int(p) for p in renewed}, [int(p) for p in taken]
+        valid_until = asked + self.lease_ms / 1000
+        for partition in ended:
+            await self._drop(partition, release=False)  # released by the script
+        for partition in running:
+            if partition in renewed:
+                self.lease_until[partition] = valid_until
+            else:
+                await self._drop(partition, release=False)
+        if flag:
+            self.sweep_due = True
         # Give back one partition per round above the fair share, so that a new worker gets
         # its part without a storm of moves; it is not taken back here for a few rounds.
+        share = math.ceil(self.partitions / max(1, int(alive)))
         if len(self.held) > share:
             given = max(self.held)
             await self._drop(given, release=True)
             self.given_back[given] = time.monotonic() + GIVE_BACK_S
-        for partition in range(self.partitions):
-            if partition in self.held:
-                continue
-            # Up to the fair share any free partition; above it only an orphan (its holder
-            # died), so that no partition waits for the others to notice a dead worker.
-            if len(self.held) >= share and self.given_back.get(partition, 0.0) > time.monotonic():
-                continue
-            asked = time.monotonic()
-            got = await self.client.set(
-                self.keys.lease(partition), self.id, nx=True, px=self.lease_ms
-            )
-            if got:
-                self.lease_until[partition] = asked + self.lease_ms / 1000
-                self.router.forget(partition, self.partitions)
-                self.held[partition] = asyncio.create_task(self._work(partition))
+        for partition in taken:
+            self.lease_until[partition] = valid_until
+            self.router.forget(partition, self.partitions)
+            self.held[partition] = asyncio.create_task(self._work(partition))
         metrics.PARTITIONS_HELD.set(len(self.held))
         # The sweep and the registry's cleaning read the database and Redis at length: they
         # run beside the lease loop, never in its way (a late renewal would lose the leases).
         busy = self.housekeeping is not None and not self.housekeeping.done()
-        if 0 in self.held and not busy and time.monotonic() - self.last_sweep > SWEEP_EVERY_S:
-            self.last_sweep = time.monotonic()
-            self.housekeeping = asyncio.create_task(self._housekeep())
+        if 0 not in self.held or busy:
+            return
+        now = time.monotonic()
+        sweep_now = now >= self.sweep_not_before and (
+            self.sweep_due or now - self.last_sweep >= self.sweep_every
+        )
+        clean_now = now - self.last_clean >= CLEAN_EVERY_S or bool(self.registry.stale)
+        if sweep_now or clean_now:
+            self.housekeeping = asyncio.create_task(self._housekeep(sweep_now))
 
-    async def _housekeep(self) -> None:
+    async def _housekeep(self, sweep_now: bool) -> None:
+        if sweep_now:
+            self.sweep_due = False
+            self.last_sweep = time.monotonic()
+            try:
+                # More to do runs it again at the next round (as does a flag read meanwhile).
+                if await sweep(self.client, self.keys, self.partitions):
+                    self.sweep_due = True
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                raise_if_cancelled()
+                logger.warning("fan-out worker: the sweep failed; retrying", exc_info=True)
+                self.sweep_due = True
+                self.sweep_not_before = time.monotonic() + SWEEP_RETRY_S
         try:
-            await sweep(self.client, self.keys, self.partitions)
+            self.last_clean = time.monotonic()
             await self.registry.clean()
             await self._forget_consumers()
         except asyncio.CancelledError:
             raise
         except Exception:
+            raise_if_cancelled()
             logger.warning("fan-out worker: housekeeping failed; retrying", exc_info=True)
 
     async def _forget_consumers(self) -> None:
@@ -289,8 +333,11 @@ class Worker:
     async def _handle_entries(
         self, partition: int, stream: str, entries: list[Any], *, fresh: set[Any] | None = None
     ) -> None:
-        """Route and acknowledge entries in order. ``fresh``: claimed entries that other
-        holders had; one delivered more than ``max_tries`` times kept killing its holders."""
+        """Route a read's entries in order, then acknowledge them and record the seqs routed
+        in one call. ``fresh``: claimed entries that other holders had; one delivered more
+        than ``max_tries`` times kept killing its holders."""
+        if not self._holds(partition):
+            return  # the lease moved on: the read stays pending for the new holder
         fresh = fresh or set()
         tries: dict[Any, int] = {}
         if fresh:
@@ -300,9 +347,8 @@ class Worker:
             )
             tries = {d["message_id"]: int(d["times_delivered"]) for d in details}
         done: list[Any] = []
+        routable: list[tuple[Any, Any, Item]] = []
         for entry_id, fields in entries:
-            if not self._holds(partition):
-                break  # the lease moved on: the rest stays pending for the new holder
             if fields is None:  # deleted while pending
                 done.append(entry_id)
                 continue
@@ -316,18 +362,57 @@ class Worker:
                 await self._dead_letter(partition, entry_id, fields, "malformed")
                 done.append(entry_id)
                 continue
+            routable.append((entry_id, fields, item))
+        handled = await self._route_read(partition, routable)
+        done.extend(entry_id for entry_id, _, _ in handled)
+        routed: dict[int, int] = {}
+        for _, _, item in handled:
+            if isinstance(item, RoomItem) and item.seq > routed.get(item.room_id, 0):
+                routed[item.room_id] = item.seq
+        if done:
+            await self._ack(partition, stream, done, routed)
+
+    async def _route_read(
+        self, partition: int, routable: list[tuple[Any, Any, Item]]
+    ) -> list[tuple[Any, Any, Item]]:
+        """Hand the read over, all at once, else item by item; returns the entries done with
+        (handed over or dead-lettered), in order, up to where the lease was lost."""
+        if not routable:
+            return []
+        try:
+            sent = await self.router.handle_many(
+                [item for _, _, item in routable], may_send=lambda: self._holds(partition)
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise_if_cancelled()
+            logger.warning("fan-out partition %s: the read's hand-off failed (%s); item by item",
+                           partition, type(exc).__name__)  # fmt: skip
+        else:
+            if not sent:
+                return []  # the lease is not known valid: the read stays pending
+            self._failpoint(len(routable))
+            return routable
+        handled: list[tuple[Any, Any, Item]] = []
+        for entry in routable:
+            if not self._holds(partition):
+                break  # the lease moved on: the rest stays pending for the new holder
+            entry_id, fields, item = entry
             if not await self._route(partition, item):
                 await self._dead_letter(partition, entry_id, fields, "failed")
-            self._failpoint()
-            done.append(entry_id)
-            if len(done) >= 50:
-                await self._ack(stream, done)
-                done = []
-        if done:
-            await self._ack(stream, done)
+            self._failpoint(1)
+            handled.append(entry)
+        return handled
 
-    async def _ack(self, stream: str, done: list[Any]) -> None:
-        await self.client.xack(stream, GROUP, *done)
+    async def _ack(
+        self, partition: int, stream: str, done: list[Any], routed: dict[int, int]
+    ) -> None:
+        """Acknowledge the entries and raise the rooms' routed seqs: one script call."""
+        pairs = [value for room_seq in routed.items() for value in room_seq]
+        await self.ack_routed(
+            keys=[stream, self.keys.routed(partition)], args=[GROUP, len(done), *done, *pairs]
+        )
         self.seen.difference_update(done)
 
     def _remember(self, entries: list[Any]) -> None:
@@ -335,11 +420,11 @@ class Worker:
             self.seen.clear()  # a bound: forgetting only makes a retry count as a death
         self.seen.update(entry_id for entry_id, _ in entries)
 
-    def _failpoint(self) -> None:
-        """``SPHERE_FANOUT_CRASH_AFTER=N``: die after the Nth hand-off and before its
+    def _failpoint(self, handed: int) -> None:
+        """``SPHERE_FANOUT_CRASH_AFTER=N``: die once N items were handed over, before their
         acknowledgement (for the crash tests; unset in any deployment)."""
         if self.crash_after:
-            self.handled += 1
+            self.handled += handed
             if self.handled >= self.crash_after:
                 logger.error("fan-out worker %s: crashing on purpose (failpoint)", self.id)
                 os._exit(70)

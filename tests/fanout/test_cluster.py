@@ -1,7 +1,7 @@
 """The fan-out tier on a real Redis Cluster of three masters started for the test: partition
-streams, leases, the gateway registry and inboxes, scripts and link reach, each key routed to
-its slot. Moving off one Redis is configuration (``SPHERE_FANOUT_REDIS_URL``,
-``SPHERE_FANOUT_REDIS_CLUSTER``), not code."""
+streams, leases, the gateway registry and inboxes, scripts, routed seqs, the sweep and link
+reach, each key routed to its slot. Moving off one Redis is configuration
+(``SPHERE_FANOUT_REDIS_URL``, ``SPHERE_FANOUT_REDIS_CLUSTER``), not code."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from fanout.redis import keys as redis_keys
 pytestmark = pytest.mark.services
 
 NODES = 3
+QUIET_ROOM = 4 * 20 + 1
 
 
 def _free_pair() -> int:
@@ -110,7 +111,9 @@ def on_cluster(settings: Any, cluster_url: str, monkeypatch: pytest.MonkeyPatch)
     )  # the publisher's client, made anew for the cluster
     readers: dict[int, frozenset[int]] = {}
     monkeypatch.setattr(hooks.store, "readers", lambda room: (readers.get(room, frozenset()), 0))
-    monkeypatch.setattr(hooks.store, "unpublished", lambda older_than_s, limit: [])
+    # One room with events the tier never saw, all older than the sweep's window.
+    monkeypatch.setattr(hooks.store, "heads", lambda: [(QUIET_ROOM, 7)])
+    monkeypatch.setattr(hooks.store, "events_after", lambda *args: [])
     yield readers
     redis_keys._sync = None
 
@@ -183,6 +186,12 @@ async def test_the_tier_runs_on_a_redis_cluster(on_cluster: dict[int, frozenset[
         assert ("frame", b"presence") in bob.got
         reach, shares = await asyncio.to_thread(reach_of, community_id=5, url=url)
         assert (reach, shares) == (3, 2)
+        # The routed seqs: recorded with the read's acknowledgement, and by the sweep for a
+        # room it had no record of.
+        client = redis_keys.sync_client()
+        keys = redis_keys.Keys()
+        await _until(lambda: client.hget(keys.routed(2), str(room)) == b"2", "routed seqs")
+        await _until(lambda: client.hget(keys.routed(1), str(QUIET_ROOM)) == b"7", "the sweep")
         # The last socket of a user closing unregisters the user (a script on its slot).
         assert await gateway.detach(alice) is True
         assert await gateway.online([101, 102]) == {102}

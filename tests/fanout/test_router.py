@@ -95,3 +95,147 @@ async def test_an_access_item_drops_the_cache_and_typing_never_reads(
     await router.handle(AccessItem(ROOM, (2,), (b"removed",), False, 1, 1))
     await router.handle(RoomItem(ROOM, 2, b"{}", access_version=1))
     assert db["reads"] == 2
+
+
+# --- a whole read at once ----------------------------------------------------------------------
+
+
+class Counting(Everywhere):
+    """``Everywhere``, counting look-ups and hand-offs and keeping each gateway's batches."""
+
+    def __init__(self, gateways: dict[int, list[str]] | None = None) -> None:
+        super().__init__()
+        self.gateways = gateways or {}
+        self.locates: list[set[int]] = []
+        self.sends = 0
+        self.at: dict[str, list[Batch]] = {}
+
+    async def locate(self, user_ids: Collection[int]) -> dict[str, list[int]]:
+        self.locates.append(set(user_ids))
+        where: dict[str, list[int]] = {}
+        for user_id in user_ids:
+            for gateway in self.gateways.get(user_id, ["g"]):
+                where.setdefault(gateway, []).append(user_id)
+        return where
+
+    async def send(self, batches: Sequence[tuple[str, Batch]]) -> None:
+        self.sends += 1
+        for gateway, batch in batches:
+            self.sent.append(batch)
+            self.at.setdefault(gateway, []).append(batch)
+
+
+def normalized(batches: list[Batch]) -> list[Any]:
+    """Batches compared regardless of the order of users within one."""
+    return [
+        (type(b).__name__, getattr(b, "room_id", None), getattr(b, "seq", None), set(b.user_ids))
+        for b in batches
+    ]
+
+
+async def test_a_read_is_one_look_up_and_one_hand_off(db: dict[str, Any]) -> None:
+    from fanout.items import UsersItem
+
+    hub = Counting({1: ["a"], 2: ["b"], 3: ["a", "b"]})
+    db["readers"] = frozenset({1, 2, 3})
+    router = Router(hub, hub)
+    items: list[Any] = [
+        RoomItem(ROOM, 1, b"1", access_version=0),
+        RoomItem(ROOM + 4, 1, b"x", access_version=0),
+        RoomItem(ROOM, 2, b"2", access_version=0),
+        UsersItem((7,), b"u", 7),
+        RoomItem(ROOM, 0, b"typing", exclude_user=3),
+    ]
+    assert await router.handle_many(items) is True
+    assert hub.locates == [{1, 2, 3, 7}]
+    assert hub.sends == 1
+    assert normalized(hub.at["a"]) == [
+        ("EventBatch", ROOM, 1, {1, 3}),
+        ("EventBatch", ROOM + 4, 1, {1, 3}),
+        ("EventBatch", ROOM, 2, {1, 3}),
+        ("EventBatch", ROOM, 0, {1}),
+    ]
+    assert normalized(hub.at["b"]) == [
+        ("EventBatch", ROOM, 1, {2, 3}),
+        ("EventBatch", ROOM + 4, 1, {2, 3}),
+        ("EventBatch", ROOM, 2, {2, 3}),
+        ("EventBatch", ROOM, 0, {2}),
+    ]
+    assert normalized(hub.at["g"]) == [("UsersBatch", None, None, {7})]
+
+
+async def test_an_access_item_takes_effect_exactly_between_the_events_of_its_read(
+    db: dict[str, Any],
+) -> None:
+    """The removal was committed (the database shows it) before the read is routed: events
+    before its item in the read reach the removed user from the cache, those after do not."""
+    hub = Everywhere()
+    router = Router(hub, hub)
+    await router.handle(RoomItem(ROOM, 1, b"{}", access_version=0))  # the cache: {1, 2}
+    db["readers"], db["version"] = frozenset({1}), 1
+    done = await router.handle_many(
+        [
+            RoomItem(ROOM, 2, b"{}", access_version=0),
+            AccessItem(ROOM, (2,), (b"removed",), False, 2, 1),
+            RoomItem(ROOM, 3, b"{}", access_version=1),
+        ]
+    )
+    assert done
+    assert [(type(b).__name__, b.user_ids) for b in hub.sent] == [
+        ("EventBatch", (1, 2)),
+        ("EventBatch", (1, 2)),
+        ("AccessBatch", (2,)),
+        ("EventBatch", (1,)),
+    ]
+    assert db["reads"] == 2
+
+
+async def test_nothing_is_handed_over_when_the_lease_is_not_known_valid(
+    db: dict[str, Any],
+) -> None:
+    hub = Counting()
+    router = Router(hub, hub)
+    sent = await router.handle_many([RoomItem(ROOM, 1, b"{}")], may_send=lambda: False)
+    assert sent is False
+    assert (hub.sends, hub.sent) == (0, [])
+
+
+async def test_a_read_at_once_routes_as_item_by_item_would(db: dict[str, Any]) -> None:
+    """Random reads of events, typing frames and grants or removals (each raising the room's
+    version, some events committed before a change arriving after it): the batches of
+    ``handle_many`` are those of ``handle`` item by item, and the readers are read as often."""
+    import random
+
+    rng = random.Random(11)
+    for _ in range(200):
+        readers, version = frozenset({1, 2, 3}), 0
+        items: list[Any] = []
+        seq = 0
+        for _ in range(rng.randint(1, 12)):
+            roll = rng.random()
+            if roll < 0.2:  # a change of readers: the database first, its item later
+                user = rng.choice([1, 2, 3, 4])
+                grant = user not in readers
+                readers = readers | {user} if grant else readers - {user}
+                version += 1
+                items.append(AccessItem(ROOM, (user,), (b"f",), grant, seq, version))
+            elif roll < 0.3:
+                items.append(RoomItem(ROOM, 0, b"t", exclude_user=rng.choice([1, 2])))
+            else:
+                seq += 1
+                committed_at = max(0, version - rng.choice([0, 0, 0, 1]))
+                items.append(RoomItem(ROOM, seq, b"e", access_version=committed_at))
+        outcomes = []
+        for at_once in (False, True):
+            # Every change of the read is committed before the read is routed.
+            db.update(readers=readers, version=version, reads=0)
+            hub = Everywhere()
+            router = Router(hub, hub)
+            if at_once:
+                await router.handle_many(items)
+            else:
+                for step in items:
+                    await router.handle(step)
+            batches = [(type(b).__name__, sorted(b.user_ids)) for b in hub.sent]
+            outcomes.append((batches, db["reads"]))
+        assert outcomes[0] == outcomes[1], items

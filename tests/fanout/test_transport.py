@@ -6,6 +6,7 @@ from typing import Any
 
 from fanout import transport
 from fanout.embedded import EmbeddedTransport
+from fanout.items import Item, RoomItem
 from fanout.redis import RedisTransport
 
 
@@ -17,8 +18,6 @@ def test_the_settings_choose_the_transport_and_it_is_built_once(settings: Any) -
     settings.SCALED = True
     scaled = transport.current()
     assert isinstance(scaled, RedisTransport)
-    assert scaled.keeps_outbox
-    assert not first.keeps_outbox
     settings.SCALED = False
     assert isinstance(transport.current(), EmbeddedTransport)
 
@@ -28,3 +27,20 @@ def test_the_embedded_transport_knows_no_one_online_without_connections(settings
     assert transport.current().online([1, 2, 3]) == set()
     assert transport.current().partition_stats() is None
     assert transport.current().shared_redis() is None
+
+
+def test_submit_many_defaults_to_one_submit_per_item_and_says_whether_all_were_taken() -> None:
+    class Picky(transport.Transport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.got: list[Item] = []
+
+        def submit(self, item: Item) -> bool:
+            self.got.append(item)
+            return isinstance(item, RoomItem) and item.seq != 2
+
+    picky = Picky()
+    items = [RoomItem(1, seq, b"{}") for seq in (1, 2, 3)]
+    assert picky.submit_many(items) is False
+    assert picky.got == items  # a refusal does not stop the rest
+    assert picky.submit_many(items[:1]) is True
