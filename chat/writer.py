@@ -375,12 +375,6 @@ class _PgBatch(_Batch):
             "count": len(sends),
         }
         with psycopg.Cursor(raw) as cursor:
-            if raw not in _generic_plans:
-                # Plans made once per connection and kept: these statements are index
-                # look-ups whatever the arrays hold, and planning them each time would cost
-                # more than running them.
-                cursor.execute("SET plan_cache_mode = force_generic_plan")
-                _generic_plans.add(raw)
             for _attempt in range(3):
                 cursor.execute(_PG_READ, params, prepare=True)
                 row = cursor.fetchone()
@@ -438,9 +432,9 @@ class _PgBatch(_Batch):
             )
 
 
-# The connections whose session plans the statements above once (weakly held: a connection
-# that closed is forgotten).
-_generic_plans: weakref.WeakSet[Any] = weakref.WeakSet()
+# The writer connections whose session keeps generic plans (weakly held: a connection that
+# closed is forgotten).
+_tuned: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _terms_of(rows: Iterable[tuple[Any, ...]]) -> dict[int, tuple[tuple[str, str], ...]]:
@@ -482,7 +476,8 @@ SELECT
    JOIN {_MEMBERSHIPS} m ON m.community_id = r.community_id AND m.user_id = p.user_id),
  {_agg("rm.room_id, rm.user_id")}) FROM {_ROOM_MEMBERS} rm
    WHERE rm.room_id = ANY(%(rooms)s::bigint[]) AND (rm.user_id = ANY(%(pair_users)s::bigint[])
-   OR rm.user_id IN (SELECT id FROM {_USERS} WHERE LOWER(username) = ANY(%(names)s::text[])))),
+   OR rm.user_id IN (SELECT id FROM {_USERS} WHERE cardinality(%(names)s::text[]) > 0
+   AND LOWER(username) = ANY(%(names)s::text[])))),
  {_agg("m.room_id, m.author_id, m.client_msg_id, m.id, m.seq")})
    FROM unnest(%(key_rooms)s::bigint[], %(key_users)s::bigint[], %(keys)s::text[])
    AS k(room_id, author_id, key) JOIN {_MESSAGES} m ON m.room_id = k.room_id
@@ -491,9 +486,11 @@ SELECT
    JOIN {_ROOMS} r ON r.id = p.room_id WHERE r.slow_mode_s > 0),
  {_agg("t.community_id, t.term, t.action")}) FROM {_TERMS} t WHERE t.community_id IN
    (SELECT community_id FROM {_ROOMS} WHERE id = ANY(%(rooms)s::bigint[]))),
- {_agg("m.id, m.room_id")}) FROM {_MESSAGES} m WHERE m.id = ANY(%(parents)s::bigint[])),
+ {_agg("m.id, m.room_id")}) FROM {_MESSAGES} m WHERE cardinality(%(parents)s::bigint[]) > 0
+   AND m.id = ANY(%(parents)s::bigint[])),
  {_agg("m.community_id, LOWER(u.username), u.id, m.role")}) FROM {_USERS} u
-   JOIN {_MEMBERSHIPS} m ON m.user_id = u.id WHERE LOWER(u.username) = ANY(%(names)s::text[])
+   JOIN {_MEMBERSHIPS} m ON m.user_id = u.id WHERE cardinality(%(names)s::text[]) > 0
+   AND LOWER(u.username) = ANY(%(names)s::text[])
    AND m.community_id IN (SELECT community_id FROM {_ROOMS} WHERE id = ANY(%(rooms)s::bigint[]))),
  (SELECT json_agg(nextval(pg_get_serial_sequence('{_MESSAGES}', 'id')))
    FROM generate_series(1, %(count)s::int))
@@ -801,6 +798,7 @@ class Writer:
 
     def _store(self, batch: list[Send]) -> None:
         try:
+            _tune()
             outcomes = store_batch(batch)
         except Exception as exc:
             _recover(exc)
@@ -808,6 +806,7 @@ class Writer:
             outcomes = []
             for send in batch:
                 try:
+                    _tune()
                     outcomes.extend(store_batch([send]))
                 except Exception as alone:
                     _recover(alone)
@@ -823,6 +822,24 @@ class Writer:
             else:
                 future.set_result(outcome)
             self.observe(send)
+
+
+def _tune() -> None:
+    """The writer's own connection (PostgreSQL) plans its statements once and keeps the plans:
+    each is a few index look-ups whatever the arrays hold, and planning it every time would
+    cost more than running it. A plan kept from when the tables were small must not scan them
+    whole once they have grown, hence no sequential scans for this connection. Set once per
+    connection, outside any transaction (a rollback would undo it)."""
+    if connection.vendor != "postgresql":
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw in _tuned:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        cursor.execute("SET enable_seqscan = off")
+    _tuned.add(raw)
 
 
 def _recover(exc: Exception) -> None:
