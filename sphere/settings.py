@@ -323,9 +323,10 @@ FANOUT_USER_SHARDS = env.int("SPHERE_FANOUT_USER_SHARDS", default=16)
 FANOUT_LEASE_MS = env.int("SPHERE_FANOUT_LEASE_MS", default=5000)
 # Deliveries of one stream entry before it goes to the dead-letter stream.
 FANOUT_MAX_TRIES = env.int("SPHERE_FANOUT_MAX_TRIES", default=3)
-# Committed events not marked published after this long are published again by the sweep.
+# The sweep publishes again committed events the tier has not routed after this long; it runs
+# every FANOUT_SWEEP_EVERY_S (the slow safety pass) and at once after a publish had failed.
 FANOUT_SWEEP_AFTER_S = env.float("SPHERE_FANOUT_SWEEP_AFTER_S", default=2.0)
-FANOUT_SWEEP_EVERY_S = env.float("SPHERE_FANOUT_SWEEP_EVERY_S", default=30.0)  # slow pass
+FANOUT_SWEEP_EVERY_S = env.float("SPHERE_FANOUT_SWEEP_EVERY_S", default=30.0)
 # Entries kept per partition stream and per gateway inbox (approximate trimming).
 FANOUT_STREAM_MAXLEN = env.int("SPHERE_FANOUT_STREAM_MAXLEN", default=100_000)
 
