@@ -299,7 +299,7 @@ WS_HEARTBEAT_S = env.int("SPHERE_WS_HEARTBEAT_S", default=25)
 # A connection may have this many message sends awaiting their ack; one more is answered
 # ``rate_limited`` (docs/protocol.md, "Sending").
 WS_MAX_INFLIGHT = env.int("SPHERE_WS_MAX_INFLIGHT", default=64)
-# The group-commit writer (chat/writer.py): at most this many sends per transaction, and how
+# The group-commit writer (chat/writer/): at most this many sends per transaction, and how
 # long a busy writer waits for more before it commits.
 WRITER_BATCH = env.int("SPHERE_WRITER_BATCH", default=256)
 WRITER_LINGER_MS = env.float("SPHERE_WRITER_LINGER_MS", default=1.0)

@@ -1,4 +1,4 @@
-"""Mentions look users up by their lower-case name (chat/writer.py): an index on it, so that
+"""Mentions look users up by their lower-case name (chat/writer/): an index on it, so that
 the look-up reads the named users only, whatever the number of accounts."""
 
 from django.db import migrations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from datetime import timedelta
 from typing import Any
 
@@ -213,19 +214,19 @@ def test_a_failed_batch_is_stored_again_message_by_message(
 
     world = build_world()
     member = world.users["member"]
-    real = writer._write
+    real = writer.batch._write
 
     def poisoned(batch: Any, reads: Any, accepted: list[Any], outcomes: Any) -> Any:
         if any(a.body == "poison" for a in accepted):
             raise IntegrityError("refused by the database")
         return real(batch, reads, accepted, outcomes)
 
-    monkeypatch.setattr(writer, "_write", poisoned)
+    monkeypatch.setattr(writer.batch, "_write", poisoned)
     lone = Writer(batch_max=10, linger_s=0)
     try:
         batch = [send(member, world.general, body, body) for body in ("a", "poison", "b")]
         for item in batch:
-            item.future = writer.Future()
+            item.future = Future()
         lone._store(batch)
         assert batch[1].future is not None
         with pytest.raises(IntegrityError):
