@@ -27,14 +27,15 @@ from chat.services import messages as message_services
 from chat.services import reports as report_services
 from communities.models import Community
 from communities.selectors import moderated_community_ids
-from sphere.desk import DeskAdmin, excerpt, link, run_service, staff, user_link
+from sphere.desk import DeskAdmin, counted, duration, excerpt, link, run_service, staff, user_link
 from sphere.errors import ApplicationError
 
 CONTEXT = 3  # messages shown before and after a reported one
 MESSAGE_FIELDS = ["room_link", "seq", "author_name", "body", "reply_to", "created_at", "edited_at",
                   "deleted"]  # fmt: skip
-REPORT_FIELDS = ["status", "room_link", "author_name", "reporter_name", "reason", "created_at",
-                 "resolution", "resolved_by", "resolved_at", "in_context"]  # fmt: skip
+REPORT_FIELDS = ["status", "community_link", "room_link", "author_name", "reporter_name",
+                 "reason", "created_at", "resolution", "resolved_by", "resolved_at",
+                 "in_context"]  # fmt: skip
 MUTES = {"mute_author_1h": 60, "mute_author_24h": 24 * 60, "mute_author_7d": 7 * 24 * 60}
 
 
@@ -83,7 +84,7 @@ class MessageAdmin(DeskAdmin):
                 f"Deleting message {message.pk}",
             )
         if done:
-            self.message_user(request, f"Deleted {done} message(s).")
+            self.message_user(request, f"Deleted {counted(done, 'the message', 'messages')}.")
 
 
 @admin.register(Report)
@@ -92,8 +93,8 @@ class ReportAdmin(DeskAdmin):
     room_path = "message__room"
     change_form_template = "admin/chat/report/change_form.html"
     ordering = ["status", "-created_at", "-id"]  # open before resolved, newest first
-    list_display = ["id", "status", "room_link", "author_name", "text", "reporter_name",
-                    "reason", "created_at", "resolution"]  # fmt: skip
+    list_display = ["id", "status", "community_link", "room_link", "author_name", "text",
+                    "reporter_name", "reason", "created_at", "resolution"]  # fmt: skip
     list_display_links = ["id", "text"]
     list_filter = [
         "status",
@@ -102,12 +103,16 @@ class ReportAdmin(DeskAdmin):
         "resolution",
         "created_at",
     ]
-    list_select_related = ["message__room", "message__author", "reporter"]
+    list_select_related = ["message__room__community", "message__author", "reporter"]
     search_fields = ["reason", "message__body", "reporter__username", "message__author__username",
                      "message__room__community__slug"]  # fmt: skip
     fields = tuple(REPORT_FIELDS)
     readonly_fields = REPORT_FIELDS
     actions = ["dismiss", "delete_message", *MUTES, "ban_author"]
+
+    @admin.display(description="community", ordering="message__room__community__slug")
+    def community_link(self, report: Report) -> Any:
+        return link(report.message.room.community)
 
     @admin.display(description="room")
     def room_link(self, report: Report) -> Any:
@@ -181,10 +186,10 @@ class ReportAdmin(DeskAdmin):
                     action=action,
                     minutes=minutes,
                 ),
-                f"Report {report.pk}",
+                f"Resolving report {report.pk}",
             )
         if done:
-            self.message_user(request, f"{done} report(s) resolved: {action}.")
+            self.message_user(request, resolved_message(action, minutes, done))
         return done
 
     @admin.action(description="Dismiss", permissions=["change"])
@@ -236,6 +241,20 @@ class ReportAdmin(DeskAdmin):
                 return HttpResponseRedirect(reverse("admin:chat_report_change", args=[report_id]))
         self._resolve(request, queryset, action, minutes)
         return HttpResponseRedirect(back)
+
+
+def resolved_message(action: str, minutes: int | None, done: int) -> str:
+    """What the desk says once ``done`` reports are resolved with ``action``, in words."""
+    if action == "dismiss":
+        return f"Dismissed {counted(done, 'the report', 'reports')}."
+    if action == "delete_message":
+        return f"Deleted {counted(done, 'the reported message', 'reported messages')}."
+    whom = "the author" if done == 1 else f"the authors of {done} reports"
+    if action == "mute_author":
+        return f"Muted {whom} for {duration(minutes or 0)}."
+    if action == "ban_author":
+        return f"Banned {whom} from the community."
+    return f"Resolved {counted(done, 'the report', 'reports')}."
 
 
 class BlockedTermForm(forms.ModelForm):
@@ -311,7 +330,10 @@ class BlockedTermAdmin(DeskAdmin):
             obj.pk = made[0].pk
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        run_service(
+        self._remove(request, obj)
+
+    def _remove(self, request: HttpRequest, obj: Any) -> bool:
+        return run_service(
             self,
             request,
             lambda: automod_services.blocked_term_remove(actor=staff(request), blocked=obj),
@@ -320,8 +342,10 @@ class BlockedTermAdmin(DeskAdmin):
 
     @admin.action(description="Remove the terms", permissions=["delete"])
     def remove_terms(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        for blocked in queryset.select_related("community"):
-            self.delete_model(request, blocked)
+        removed = [b.term for b in queryset.select_related("community") if self._remove(request, b)]
+        if removed:
+            first = f'the term "{removed[0]}"'
+            self.message_user(request, f"Removed {counted(len(removed), first, 'terms')}.")
 
 
 @admin.register(RoomEvent)

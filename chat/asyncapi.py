@@ -18,9 +18,12 @@ DESCRIPTION = (
     "from POST /api/v1/auth/ws-ticket) or with a browser session cookie and an allowed Origin. "
     "Every frame is one JSON text object with a `type`. Room events flow after the first "
     "`sync`, in increasing `seq` per room. Close codes: 1009 frame over 64 KiB, 1013 try again "
-    "later (reconnect with backoff and sync), 4401 bad or used ticket, 4408 no life for 3 "
-    "heartbeats, 4429 outbound buffer full (reconnect and sync), 4500-4999 do not reconnect "
-    "(4509 account disabled). See docs/protocol.md."
+    "later (reconnect with backoff and sync), 4401 bad or used ticket or a revoked token "
+    "(sign in again), 4408 no life for 3 "
+    "heartbeats, 4429 outbound buffer full (reconnect and sync), 4430 too many connections "
+    "of the user (close another, or reconnect later with backoff), 4500-4999 do not "
+    "reconnect (4509 account disabled). `hello.online` lists who is connected among those "
+    "the caller hears presence from; `presence` frames keep it current. See docs/protocol.md."
 )
 
 

@@ -139,6 +139,7 @@ class BlockedTerm(models.Model):
     action = models.CharField(max_length=5, choices=Action.choices, default=Action.BLOCK)
 
     class Meta:
+        verbose_name = "automod term"  # the desk's name for these (docs/moderation.md)
         constraints = [
             models.UniqueConstraint(fields=["community", "term"], name="blocked_term_unique"),
         ]

@@ -21,6 +21,7 @@ CLOSE_TRY_AGAIN = 1013  # the fan-out registry is out of reach: reconnect later
 CLOSE_BAD_TICKET = 4401
 CLOSE_HEARTBEAT = 4408
 CLOSE_SLOW = 4429
+CLOSE_TOO_MANY = 4430  # the user holds WS_MAX_PER_USER sockets already: reconnect later
 CLOSE_DISABLED = 4509
 
 Id = Annotated[int, Meta(ge=1, le=2**62)]
@@ -184,10 +185,14 @@ class ServerFrame(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=
 
 
 class Hello(ServerFrame, tag="hello"):
+    """`online`: the users sharing a room of at most PRESENCE_MAX_ROOM members with the
+    caller who are connected now, the caller excepted, sorted."""
+
     protocol: int
     user: User
     heartbeat_s: int
     rooms: list[Room]
+    online: list[int]
 
 
 class Ack(ServerFrame, tag="ack"):
@@ -202,10 +207,14 @@ class Ack(ServerFrame, tag="ack"):
 
 
 class Error(ServerFrame, tag="error"):
+    """`retry_after` (seconds) with `rate_limited` and `slow_mode`; `muted_until` with
+    `muted`: when the mute ends."""
+
     code: str
     message: str
     ref: str | None = None
     retry_after: float | None = None
+    muted_until: Timestamp | None = None
 
 
 class Synced(ServerFrame, tag="synced"):

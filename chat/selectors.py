@@ -10,7 +10,8 @@ from django.db import connection
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from chat.models import Message, ReadMarker, Report
+from chat.models import Message, Reaction, ReadMarker, Report
+from chat.services.reactions import clean_emoji_lookup
 from communities.models import Community, Room
 from communities.roles import Role
 from communities.selectors import (
@@ -35,6 +36,17 @@ def message_get_for_reader(*, actor: User, message_id: int) -> Message:
     if message is None or not room_can_read(user=actor, room=message.room):
         raise NotFound("No such message.")
     return message
+
+
+def reactions_with_emoji(*, message: Message, emoji: str) -> QuerySet[Reaction]:
+    """The reactions with ``emoji`` on a message the caller can read (see
+    message_get_for_reader), oldest first, with their users. Raises Invalid for a bad emoji."""
+    emoji = clean_emoji_lookup(emoji)
+    return (
+        Reaction.objects.filter(message=message, emoji=emoji)
+        .select_related("user")
+        .order_by("created_at", "id")
+    )
 
 
 def history(

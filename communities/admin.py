@@ -12,6 +12,10 @@ from functools import partial
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import UserChangeForm
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -32,7 +36,16 @@ from communities.selectors import moderated_community_ids, readable_rooms_filter
 from communities.services import members as member_services
 from communities.services import moderation as moderation_services
 from communities.services import rooms as room_services
-from sphere.desk import DeskAdmin, excerpt, link, run_service, staff, user_link
+from sphere.desk import (
+    DeskAdmin,
+    counted,
+    duration,
+    excerpt,
+    link,
+    run_service,
+    staff,
+    user_link,
+)
 
 
 @admin.register(Community)
@@ -60,9 +73,9 @@ class MuteActions:
     services)."""
 
     def _mute(self, request: HttpRequest, queryset: QuerySet[Any], minutes: int) -> None:
-        done = 0
+        done: list[str] = []
         for membership in queryset.select_related("community", "user"):
-            done += run_service(
+            if run_service(
                 self,  # type: ignore[arg-type]
                 request,
                 partial(
@@ -73,9 +86,11 @@ class MuteActions:
                     minutes=minutes,
                 ),
                 f"Muting {membership.user.username}",
-            )
+            ):
+                done.append(membership.user.username)
         if done:
-            self.message_user(request, f"Muted {done} member(s) for {minutes} minutes.")  # type: ignore[attr-defined]
+            whom = counted(len(done), done[0], "members")
+            self.message_user(request, f"Muted {whom} for {duration(minutes)}.")  # type: ignore[attr-defined]
 
     @admin.action(description="Mute for 1 hour", permissions=["change"])
     def mute_1h(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
@@ -87,8 +102,9 @@ class MuteActions:
 
     @admin.action(description="Lift the mute", permissions=["change"])
     def unmute(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        done: list[str] = []
         for membership in queryset.select_related("community", "user"):
-            run_service(
+            if run_service(
                 self,  # type: ignore[arg-type]
                 request,
                 partial(
@@ -98,7 +114,11 @@ class MuteActions:
                     user_id=membership.user_id,
                 ),
                 f"Unmuting {membership.user.username}",
-            )
+            ):
+                done.append(membership.user.username)
+        if done:
+            whom = counted(len(done), done[0], "members")
+            self.message_user(request, f"Lifted the mute of {whom}.")  # type: ignore[attr-defined]
 
 
 @admin.register(Membership)
@@ -227,8 +247,9 @@ class BanAdmin(DeskAdmin):
 
     @admin.action(description="Lift the ban", permissions=["lift"])
     def lift(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        done: list[str] = []
         for ban in queryset.select_related("community", "user"):
-            run_service(
+            if run_service(
                 self,
                 request,
                 partial(
@@ -238,7 +259,11 @@ class BanAdmin(DeskAdmin):
                     user_id=ban.user_id,
                 ),
                 f"Lifting the ban of {ban.user.username}",
-            )
+            ):
+                done.append(ban.user.username)
+        if done:
+            whom = counted(len(done), done[0], "members")
+            self.message_user(request, f"Lifted the ban of {whom}.")
 
 
 @admin.register(Invite)
@@ -279,3 +304,23 @@ class AuditEntryAdmin(DeskAdmin):
             return qs
         # Entries outlive their community (kept under its slug): scope by the live ones.
         return qs.filter(community__in=moderated_community_ids(user=user))
+
+
+class UsernameChangeForm(UserChangeForm):
+    """Django's form compares usernames exactly; Sphere's are unique regardless of case
+    (docs/api.md), so renaming onto another user's name in another case is a form error."""
+
+    def clean_username(self) -> str:
+        username: str = self.cleaned_data["username"]
+        if User.objects.filter(username__iexact=username).exclude(pk=self.instance.pk).exists():
+            raise ValidationError("A user with that username already exists (in another case).")
+        return username
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class SphereUserAdmin(UserAdmin):
+    form = UsernameChangeForm

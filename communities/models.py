@@ -5,6 +5,9 @@ Rows are written only by ``communities.services``; nothing here holds a business
 
 from __future__ import annotations
 
+import unicodedata
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
@@ -14,6 +17,15 @@ from communities.roles import ROLE_CHOICES, Role
 User = settings.AUTH_USER_MODEL
 
 
+def community_name_key(name: str) -> str:
+    """What two community names are compared by (docs/api.md): NFKC, case-folded, without
+    invisible format characters (names stored before they were refused), runs of whitespace as
+    one space, trimmed."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+    return " ".join(visible.split())
+
+
 class Community(models.Model):
     class Visibility(models.TextChoices):
         PUBLIC = "public"
@@ -21,6 +33,8 @@ class Community(models.Model):
 
     slug = models.SlugField(max_length=50, unique=True)
     name = models.CharField(max_length=100)
+    # ``community_name_key(name)``, kept by ``save``: names are unique by it.
+    name_key = models.TextField(editable=False, default="")
     description = models.TextField(blank=True, default="", max_length=2000)
     visibility = models.CharField(
         max_length=7, choices=Visibility.choices, default=Visibility.PUBLIC
@@ -30,9 +44,20 @@ class Community(models.Model):
     class Meta:
         verbose_name_plural = "communities"
         ordering = ["slug"]
+        constraints = [
+            models.UniqueConstraint(Lower("slug"), name="community_slug_ci_unique"),
+            models.UniqueConstraint(fields=["name_key"], name="community_name_key_unique"),
+        ]
 
     def __str__(self) -> str:
         return self.slug
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.name_key = community_name_key(self.name)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "name" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "name_key"}
+        super().save(*args, **kwargs)
 
 
 class Membership(models.Model):
@@ -181,6 +206,9 @@ class WsTicket(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
     expires_at = models.DateTimeField(db_index=True)
     used_at = models.DateTimeField(null=True, blank=True)
+    # The credential the ticket was issued with, as a non-secret reference (the digest of an
+    # API token; empty for a session): revoking the token closes the sockets it opened.
+    credential = models.CharField(max_length=64, blank=True, default="")
 
     def __str__(self) -> str:
         return f"ticket of {self.user_id}"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
 from django.db.models import Count, IntegerField, Model, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from communities.models import (
     AuditEntry,
@@ -20,6 +23,7 @@ from communities.models import (
     RoomMember,
 )
 from communities.roles import Role, at_least
+from communities.services.access import is_banned
 from sphere.errors import Forbidden, NotFound
 
 AnyUser = AbstractBaseUser | AnonymousUser
@@ -88,6 +92,54 @@ def bans_list(*, community: Community) -> QuerySet[Ban]:
 
 def invites_list(*, community: Community) -> QuerySet[Invite]:
     return Invite.objects.filter(community=community, revoked_at__isnull=True)
+
+
+REVOKED, EXPIRED, USED_UP, BANNED = "revoked", "expired", "used_up", "banned"
+# Why an invite preview is not valid (docs/api.md, Invites).
+INVITE_REASONS = (REVOKED, EXPIRED, USED_UP, BANNED)
+
+
+def invite_spent(invite: Invite) -> str | None:
+    """Why the code can no longer be used (``revoked``, ``expired`` or ``used_up``, in that
+    order), or None while it can. Accepting a spent code is 410 (docs/api.md, Invites)."""
+    if invite.revoked_at is not None:
+        return REVOKED
+    if invite.expires_at is not None and invite.expires_at <= timezone.now():
+        return EXPIRED
+    if invite.max_uses is not None and invite.uses >= invite.max_uses:
+        return USED_UP
+    return None
+
+
+@dataclass(frozen=True)
+class InvitePreview:
+    """What an invite's holder sees before accepting it (docs/api.md, Invites)."""
+
+    code: str
+    community: Community
+    expires_at: datetime | None
+    valid: bool
+    reason: str | None  # why not valid: revoked, expired, used_up or banned
+
+
+def invite_preview(*, user: AnyUser, code: str) -> InvitePreview:
+    """The invite and its community for anyone holding the code, private communities included:
+    the code is the secret. NotFound for an unknown code. ``valid``: the code can still be used
+    and the caller is not banned (a member's accept answers 200 whatever it says)."""
+    invite = Invite.objects.filter(code=code).first()
+    if invite is None:
+        raise NotFound("No such invite.")
+    community = _annotated_communities(user).get(pk=invite.community_id)
+    reason = invite_spent(invite)
+    if reason is None and user.pk is not None and is_banned(community=community, user_id=user.pk):
+        reason = BANNED
+    return InvitePreview(
+        code=invite.code,
+        community=community,
+        expires_at=invite.expires_at,
+        valid=reason is None,
+        reason=reason,
+    )
 
 
 def join_requests_list(*, community: Community) -> QuerySet[JoinRequest]:

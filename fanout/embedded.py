@@ -145,7 +145,8 @@ class EmbeddedTransport(Transport):
         local = self.current_connections()
         if local is None:
             return set()
-        return {u for u in user_ids if u in local.connections}
+        # A user whose offline is pending (closed within the grace) still counts as online.
+        return {u for u in user_ids if u in local.connections or u in local.gone}
 
     async def ready(self) -> bool:
         # The partitions live in this process: they answer whenever the process does.

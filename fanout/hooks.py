@@ -125,3 +125,7 @@ class Connection(Protocol):
     def recover(self) -> None:
         """Fetch from the database whatever live delivery may have missed (the transport lost
         its state)."""
+
+    def close_for(self, code: int, credential: str) -> None:
+        """Close with ``code`` at once (an account disabled, a credential revoked): when
+        ``credential`` is empty, or names the credential this connection was opened with."""

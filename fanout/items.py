@@ -3,10 +3,10 @@
 
 An item names a room (or users) and carries its frame encoded once; a batch carries that same
 frame and the ids of the users a gateway must write it to. On Redis each travels as a msgpack
-array whose first element is its tag (``"r"``, ``"a"``, ``"u"`` for items, ``"E"``, ``"A"``,
-``"U"`` for batches, ``"B"`` for a bundle of batches): compact, and decoded straight into the
-Struct with its types checked, so a malformed entry is refused in one place (``decode``)
-instead of failing later in the router.
+array whose first element is its tag (``"r"``, ``"a"``, ``"u"``, ``"c"`` for items, ``"E"``,
+``"A"``, ``"U"``, ``"C"`` for batches, ``"B"`` for a bundle of batches): compact, and decoded
+straight into the Struct with its types checked, so a malformed entry is refused in one place
+(``decode``) instead of failing later in the router.
 """
 
 from __future__ import annotations
@@ -60,11 +60,22 @@ class UsersItem(msgspec.Struct, frozen=True, array_like=True, tag="u"):
     partition: int = 0
 
 
-Item = RoomItem | AccessItem | UsersItem
+class CloseItem(msgspec.Struct, frozen=True, array_like=True, tag="c"):
+    """Close connections of some users with ``code``: all of them (``credential`` empty: the
+    account was disabled), or only those opened with the credential ``credential`` names (a
+    non-secret reference of a revoked token)."""
+
+    user_ids: tuple[int, ...]
+    code: int
+    credential: str = ""
+    partition: int = 0
+
+
+Item = RoomItem | AccessItem | UsersItem | CloseItem
 
 
 def partition_of(item: Item, partitions: int) -> int:
-    key = item.partition if isinstance(item, UsersItem) else item.room_id
+    key = item.partition if isinstance(item, UsersItem | CloseItem) else item.room_id
     return key % partitions
 
 
@@ -100,7 +111,16 @@ class UsersBatch(msgspec.Struct, frozen=True, array_like=True, tag="U"):
     user_ids: tuple[int, ...]
 
 
-Batch = EventBatch | AccessBatch | UsersBatch
+class CloseBatch(msgspec.Struct, frozen=True, array_like=True, tag="C"):
+    """Close these users' connections with ``code`` (those opened with ``credential`` only,
+    when it is not empty)."""
+
+    code: int
+    credential: str
+    user_ids: tuple[int, ...]
+
+
+Batch = EventBatch | AccessBatch | UsersBatch | CloseBatch
 
 
 class Bundle(msgspec.Struct, frozen=True, array_like=True, tag="B"):

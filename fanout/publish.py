@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fanout.items import AccessItem, RoomItem, UsersItem
+from fanout.items import AccessItem, CloseItem, RoomItem, UsersItem
 from fanout.transport import current
 
 
@@ -67,3 +67,12 @@ def publish_to_users(*, user_ids: Sequence[int], frame: bytes) -> None:
     """An ephemeral frame for every connection of these users."""
     if user_ids:
         current().submit(UsersItem(tuple(user_ids), frame, partition=min(user_ids)))
+
+
+def publish_close(*, user_ids: Sequence[int], code: int, credential: str = "") -> bool:
+    """Close connections of these users with ``code``, in every gateway: all of them, or
+    (``credential`` not empty) only those opened with that credential. Like a room event it is
+    retried in the background when the transport does not take it at once (False)."""
+    if not user_ids:
+        return True
+    return current().submit(CloseItem(tuple(user_ids), code, credential, partition=min(user_ids)))

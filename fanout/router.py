@@ -28,6 +28,8 @@ from fanout.items import (
     AccessBatch,
     AccessItem,
     Batch,
+    CloseBatch,
+    CloseItem,
     EventBatch,
     Item,
     RoomItem,
@@ -196,4 +198,6 @@ def _batch(item: Item, users: list[int]) -> Batch:
             tuple(frame_of[u] for u in users),
             item.version,
         )
+    if isinstance(item, CloseItem):
+        return CloseBatch(item.code, item.credential, tuple(users))
     return UsersBatch(item.frame, tuple(users))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,7 +13,8 @@ from rest_framework.views import APIView
 from chat.links import MAX_URL_LENGTH, normalize_url
 from communities.roles import Role
 from communities.selectors import community_get_for_role
-from reach.store import reach_of
+from reach.selectors import link_reach_for
+from sphere.schema import errors
 
 _URL_HELP = (
     "An http or https URL, up to 2,048 characters. Compared after lower-casing the scheme and "
@@ -35,10 +36,13 @@ class ReachQuery(serializers.Serializer):
 class ReachSerializer(serializers.Serializer):
     url = serializers.CharField(help_text="The URL as compared: normalized.")
     reach = serializers.IntegerField(
-        help_text="Distinct users who could read a room of the community when a message "
-        "carrying the URL was fanned out (exact in the embedded mode, within 2 % on Redis)."
+        help_text="Distinct users who could read the room when a message carrying the URL was "
+        "fanned out, over the rooms of the community the caller can read (exact in the "
+        "embedded mode, within 2 % on Redis)."
     )
-    shares = serializers.IntegerField(help_text="Messages of the community carrying the URL.")
+    shares = serializers.IntegerField(
+        help_text="Messages carrying the URL in the rooms of the community the caller can read."
+    )
 
 
 def _query(request: Request) -> dict[str, Any]:
@@ -53,19 +57,22 @@ class ReachView(APIView):
         summary="Link reach of a URL in the community (moderator and up)",
         description="`reach`: the distinct users who could read the room, author included, "
         "when a message carrying the URL was fanned out, over every such message of the "
-        "community; `shares`: the number of those messages. An unknown URL answers 0 and 0. "
+        "community; `shares`: the number of those messages. Only rooms the caller can read "
+        "count (a private room they are not in adds nothing). An unknown URL answers 0 and 0. "
         "A private community is 404 to non-members; members below moderator get 403.",
         parameters=[ReachQuery],
         responses={
             200: ReachSerializer,
-            503: OpenApiResponse(
-                response={"$ref": "#/components/schemas/Error"},
-                description="The fan-out store is unavailable (`unavailable`).",
+            **errors(
+                {
+                    403: "Below moderator (`forbidden`).",
+                    503: "The fan-out store is unavailable (`unavailable`).",
+                }
             ),
         },
     )
     def get(self, request: Request, slug: str) -> Response:
         community = community_get_for_role(user=request.user, slug=slug, minimum=Role.MODERATOR)
         url = _query(request)["url"]
-        reach, shares = reach_of(community_id=community.pk, url=url)
+        reach, shares = link_reach_for(actor=request.user, community=community, url=url)
         return Response({"url": url, "reach": reach, "shares": shares})

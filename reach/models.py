@@ -11,9 +11,12 @@ from django.db import models
 
 
 class LinkStat(models.Model):
-    """One normalized URL in one community: how many messages carried it."""
+    """One normalized URL in one room of a community: how many messages carried it. The
+    endpoint adds up the rooms its caller can read (``reach.selectors``). Rows counted before
+    reach was kept per room have no room: only a caller who reads every room sees them."""
 
     community_id = models.BigIntegerField()
+    room_id = models.BigIntegerField(null=True)
     # sha256 of the normalized URL, hex, truncated: a bounded, indexable key for any URL.
     digest = models.CharField(max_length=32)
     url = models.TextField()
@@ -22,15 +25,18 @@ class LinkStat(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["community_id", "digest"], name="linkstat_link"),
+            models.UniqueConstraint(
+                fields=["community_id", "room_id", "digest"], name="linkstat_room_link"
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"link {self.digest} in community {self.community_id}"
+        return f"link {self.digest} in room {self.room_id} of community {self.community_id}"
 
 
 class LinkReader(models.Model):
-    """A user who could read a room where the link was posted, counted once per link."""
+    """A user who could read the room where the link was posted, counted once per link and
+    room."""
 
     link = models.ForeignKey(LinkStat, on_delete=models.CASCADE, related_name="readers")
     user_id = models.BigIntegerField()

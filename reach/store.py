@@ -6,12 +6,17 @@ the fan-out router, at the moment it fans the message out, hands the room's read
 :class:`LinkReach` (registered with the tier at start-up, ``fanout.hooks``); the API reads with
 :func:`reach_of`.
 
+Counts are kept per room, so that a caller is told only about the rooms they can read
+(``reach.selectors``): the reach of several rooms is the distinct users over them, not a sum.
+
 Guarantees: where the tier keeps no shared Redis (the embedded mode) counts are exact, in the
-database (``LinkStat`` and ``LinkReader``); the scaled mode keeps a Redis HyperLogLog of readers
-(standard error about 0.81 %) and a set of the messages (``room:seq``) that carried the URL,
-both under the community's hash tag, written in one MULTI so that a message counts in both or
-in neither; both are idempotent, so a message handed over again after a worker died counts
-once. A failure of the store is logged and the message not counted: it never holds up
+database (``LinkStat`` and ``LinkReader``, one link row per room); the scaled mode keeps, per
+room, a Redis HyperLogLog of readers (standard error about 0.81 %) and a set of the messages
+(``room:seq``) that carried the URL, plus the set of rooms where the URL was posted, all under
+the community's hash tag, written in one MULTI so that a message counts in all or in none;
+they are idempotent, so a message handed over again after a worker died counts once. Reading
+several rooms merges their HyperLogLogs (one PFCOUNT over their keys: the union, within the
+same error). A failure of the store is logged and the message not counted: it never holds up
 delivery. URLs and message bodies are never logged.
 """
 
@@ -26,7 +31,7 @@ import redis
 import redis.asyncio as aioredis
 from channels.db import database_sync_to_async
 from django.db import DatabaseError, transaction
-from django.db.models import Count, F
+from django.db.models import F, Q, Sum
 
 from chat.links import MAX_URLS, normalize_url
 from fanout.redis.keys import Keys, async_client
@@ -64,17 +69,35 @@ def _links(urls: Sequence[str]) -> dict[str, str]:
     return links
 
 
-def _record_in_db(community_id: int, links: dict[str, str], readers: list[int]) -> None:
+def _reach_key(keys: Keys, community_id: int, digest: str, room_id: int) -> str:
+    return f"{keys.reach(community_id, digest)}:{room_id}"
+
+
+def _shares_key(keys: Keys, community_id: int, digest: str, room_id: int) -> str:
+    return f"{keys.shares(community_id, digest)}:{room_id}"
+
+
+def _rooms_key(keys: Keys, community_id: int, digest: str) -> str:
+    """Set of the rooms where the URL was posted: the per-room keys a read looks at."""
+    return f"{keys.reach(community_id, digest)}:rooms"
+
+
+def _record_in_db(
+    community_id: int, room_id: int, links: dict[str, str], readers: list[int]
+) -> None:
     """Three statements, then one insert of readers per URL (in batches of BATCH rows)."""
     with transaction.atomic():
         LinkStat.objects.bulk_create(
-            [LinkStat(community_id=community_id, digest=d, url=u) for d, u in links.items()],
+            [
+                LinkStat(community_id=community_id, room_id=room_id, digest=d, url=u)
+                for d, u in links.items()
+            ],
             ignore_conflicts=True,
         )
         ids = list(
-            LinkStat.objects.filter(community_id=community_id, digest__in=list(links)).values_list(
-                "pk", flat=True
-            )
+            LinkStat.objects.filter(
+                community_id=community_id, room_id=room_id, digest__in=list(links)
+            ).values_list("pk", flat=True)
         )
         LinkStat.objects.filter(pk__in=ids).update(shares=F("shares") + 1)
         for link in ids if readers else ():
@@ -93,13 +116,15 @@ async def _record_in_redis(
     message: str,
 ) -> None:
     keys = Keys()
+    room_id = int(message.split(":", 1)[0])
     # Every key carries the community's hash tag: one slot, so one MULTI.
     async with client.pipeline(transaction=True) as pipe:
         for digest in links:
-            reach_key = keys.reach(community_id, digest)
+            reach_key = _reach_key(keys, community_id, digest, room_id)
             for start in range(0, len(readers), BATCH):
                 pipe.pfadd(reach_key, *readers[start : start + BATCH])
-            pipe.sadd(keys.shares(community_id, digest), message)
+            pipe.sadd(_shares_key(keys, community_id, digest, room_id), message)
+            pipe.sadd(_rooms_key(keys, community_id, digest), room_id)
         await pipe.execute()
 
 
@@ -128,7 +153,7 @@ async def record(
     try:
         if fanout_transport().shared_redis() is None:
             store = database_sync_to_async(_record_in_db, thread_sensitive=False)
-            await store(community_id, links, readers)
+            await store(community_id, int(message[0]), links, readers)
         elif client is not None:
             await _record_in_redis(client, community_id, links, readers, member)
         else:
@@ -152,29 +177,65 @@ class LinkReach:
     record = staticmethod(record)
 
 
-def reach_of(*, community_id: int, url: str) -> tuple[int, int]:
-    """``(reach, shares)`` of the URL in the community; ``(0, 0)`` for an unknown or invalid
-    URL. Raises ReachUnavailable (503) when the shared Redis does not answer."""
+def reach_of(
+    *,
+    community_id: int,
+    url: str,
+    room_ids: Collection[int] | None = None,
+    unscoped: bool = True,
+) -> tuple[int, int]:
+    """``(reach, shares)`` of the URL over the rooms ``room_ids`` of the community (every room
+    when None): the distinct readers over those rooms and the messages posted there; ``(0, 0)``
+    for an unknown or invalid URL. ``unscoped``: whether counts kept before reach was kept per
+    room (no room known) are added too. Raises ReachUnavailable (503) when the shared Redis
+    does not answer."""
     normalized = normalize_url(url)
     if normalized is None:
         return 0, 0
     digest = digest_of(normalized)
     client = fanout_transport().shared_redis()
     if client is None:
-        row = (
-            LinkStat.objects.filter(community_id=community_id, digest=digest)
-            .annotate(reach=Count("readers"))
-            .values_list("reach", "shares")
-            .first()
-        )
-        return (int(row[0]), int(row[1])) if row is not None else (0, 0)
-    keys = Keys()
+        stats = LinkStat.objects.filter(community_id=community_id, digest=digest)
+        if room_ids is not None:
+            rooms = Q(room_id__in=list(room_ids))
+            stats = stats.filter(rooms | Q(room_id__isnull=True) if unscoped else rooms)
+        elif not unscoped:
+            stats = stats.filter(room_id__isnull=False)
+        shares = stats.aggregate(total=Sum("shares"))["total"] or 0
+        if not shares:
+            return 0, 0
+        reach = LinkReader.objects.filter(link__in=stats).values("user_id").distinct().count()
+        return int(reach), int(shares)
     try:
-        # Two commands, not a pipeline: a cluster client refuses PFCOUNT in one (it may span
-        # slots in general; here both keys share the community's tag).
-        reach = client.pfcount(keys.reach(community_id, digest))
-        shares = client.scard(keys.shares(community_id, digest))
+        return _reach_in_redis(client, community_id, digest, room_ids, unscoped)
     except (redis.RedisError, OSError) as exc:
         logger.warning("link reach: Redis did not answer: %s", type(exc).__name__)
         raise ReachUnavailable("Link reach is unavailable; try again shortly.") from exc
-    return int(reach or 0), int(shares or 0)
+
+
+def _reach_in_redis(
+    client: redis.Redis,
+    community_id: int,
+    digest: str,
+    room_ids: Collection[int] | None,
+    unscoped: bool,
+) -> tuple[int, int]:
+    keys = Keys()
+    posted = {int(room) for room in client.smembers(_rooms_key(keys, community_id, digest))}
+    rooms = sorted(posted if room_ids is None else posted & {int(r) for r in room_ids})
+    reach_keys = [_reach_key(keys, community_id, digest, room) for room in rooms]
+    shares_keys = [_shares_key(keys, community_id, digest, room) for room in rooms]
+    if unscoped:  # the community-wide keys of counts kept before rooms were
+        reach_keys.append(keys.reach(community_id, digest))
+        shares_keys.append(keys.shares(community_id, digest))
+    if not reach_keys:
+        return 0, 0
+    # PFCOUNT on its own, not in a pipeline: a cluster client refuses it in one (it may span
+    # slots in general; here every key shares the community's tag). Over several keys it
+    # counts their union.
+    reach = client.pfcount(*reach_keys)
+    with client.pipeline(transaction=False) as pipe:
+        for key in shares_keys:
+            pipe.scard(key)
+        shares = sum(int(n or 0) for n in pipe.execute())
+    return int(reach or 0), shares

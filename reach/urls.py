@@ -1,8 +1,7 @@
-from django.urls import path
-
 import sphere.converters  # noqa: F401  (registers the id and code converters)
 from reach.api import ReachView
+from sphere.routes import api_path
 
 urlpatterns = [
-    path("communities/<slug:slug>/reach", ReachView.as_view()),
+    api_path("communities/<slug:slug>/reach", ReachView.as_view()),
 ]

@@ -1,5 +1,7 @@
-"""The client's address, as the API's throttles see it: with ``SPHERE_NUM_PROXIES`` trusted
-proxies in front, the entry they appended to ``X-Forwarded-For``; else the socket's peer."""
+"""The client's address, as the API's throttles and ``/metrics`` see it: with
+``SPHERE_NUM_PROXIES`` trusted proxies in front, the entry they appended to ``X-Forwarded-For``
+(never the left-most entry, which the client writes and ``daphne --proxy-headers`` copies into
+``REMOTE_ADDR``); else the socket's peer."""
 
 from __future__ import annotations
 

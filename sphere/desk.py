@@ -6,14 +6,16 @@ signed-in staff user, whose role in the community decides what they may do (docs
 A staff user who is not a superuser sees only the communities they moderate (and of those, the
 rooms they can read).
 
-Here: ``staff`` (the services' actor), ``link``, ``user_link`` and ``excerpt`` (how the desk
-shows rows), ``run_service`` (a service's refusal as an error message) and ``DeskAdmin``, the
-read-only, scoped ModelAdmin every desk page starts from.
+Here: the desk's titles ("Sphere", not Django's), ``staff`` (the services' actor), ``link``,
+``user_link`` and ``excerpt`` (how the desk shows rows), ``counted`` and ``duration`` (how its
+messages word numbers and times), ``run_service`` (a service's refusal as an error message) and
+``DeskAdmin``, the read-only, scoped ModelAdmin every desk page starts from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, cast
 
 from django.contrib import admin, messages
@@ -21,13 +23,20 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.timesince import timeuntil
 
 from communities.models import Room
 from communities.selectors import moderated_community_ids, readable_rooms_filter
 from sphere.errors import ApplicationError
 
 EXCERPT = 80
+
+# The desk speaks as Sphere: page titles, the header and the index (docs/moderation.md).
+admin.site.site_header = "Sphere"
+admin.site.site_title = "Sphere"
+admin.site.index_title = "The moderators' desk"
 
 
 def staff(request: HttpRequest) -> User:
@@ -55,6 +64,17 @@ def user_link(user: Any) -> Any:
 
 def excerpt(text: str) -> str:
     return text if len(text) <= EXCERPT else text[: EXCERPT - 1] + "…"
+
+
+def counted(count: int, one: str, many: str) -> str:
+    """``one`` for a single row, else ``many`` with the count: "the report", "3 reports"."""
+    return one if count == 1 else f"{count} {many}"
+
+
+def duration(minutes: int) -> str:
+    """A mute's length for people: "1 hour", "1 day, 12 hours", "1 week"."""
+    now = timezone.now()
+    return timeuntil(now + timedelta(minutes=minutes), now).replace("\xa0", " ")
 
 
 def run_service(

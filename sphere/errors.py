@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -17,6 +18,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
+
+from sphere.formats import iso
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +60,17 @@ class Banned(Forbidden):
 
 
 class Muted(Forbidden):
+    """A muted member's act refused; the error says when the mute ends (``muted_until``, in
+    the body and the socket's ``error`` frame, and in the message)."""
+
     code = "muted"
+
+    def __init__(self, muted_until: datetime) -> None:
+        self.muted_until = iso(muted_until)
+        super().__init__(f"You are muted in this community until {self.muted_until}.")
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "muted_until": self.muted_until}
 
 
 class NotFound(ApplicationError):

@@ -285,6 +285,12 @@ SPECTACULAR_SETTINGS = {
     ],
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "communities.roles.ROLE_CHOICES",
+        "InviteReasonEnum": "communities.selectors.INVITE_REASONS",
+    },
+    # The API's own path converters (sphere.converters): ids are integers, codes strings.
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "format": "int64", "minimum": 0, "maximum": 10**18 - 1},
+        "code": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"},
     },
 }
 
@@ -293,12 +299,29 @@ SPECTACULAR_SETTINGS = {
 WS_TICKET_TTL_S = 60
 # Messages per user across every room, as N/period (s, min, h; e.g. "10/10s").
 MESSAGE_RATE = env.str("SPHERE_RATE_MESSAGES", default="10/10s")
+# The other acts of a user, each with its own window, REST and socket together (docs/api.md,
+# "Rate limits"): reaction adds and removes, edits, deletions of one's own messages, read
+# marker moves, reports.
+ACT_RATES = {
+    "reaction": env.str("SPHERE_RATE_REACTIONS", default="30/10s"),
+    "edit": env.str("SPHERE_RATE_EDITS", default="10/10s"),
+    "delete": env.str("SPHERE_RATE_DELETES", default="20/10s"),
+    "read": env.str("SPHERE_RATE_READS", default="60/10s"),
+    "report": env.str("SPHERE_RATE_REPORTS", default="10/min"),
+}
 # One typing frame per user and room per this many seconds.
 TYPING_INTERVAL_S = env.float("SPHERE_TYPING_INTERVAL_S", default=3.0)
 WS_HEARTBEAT_S = env.int("SPHERE_WS_HEARTBEAT_S", default=25)
 # A connection may have this many message sends awaiting their ack; one more is answered
 # ``rate_limited`` (docs/protocol.md, "Sending").
 WS_MAX_INFLIGHT = env.int("SPHERE_WS_MAX_INFLIGHT", default=64)
+# Open sockets per user, every gateway together; one more is closed with 4430. 20 is far above
+# a person's tabs and devices, and bounds what one account can hold (20 sockets, each with up
+# to WS_OUTBOUND_BUFFER unsent). 0: no cap.
+WS_MAX_PER_USER = env.int("SPHERE_WS_MAX_PER_USER", default=20)
+# A user whose last socket closed is announced offline only after this many seconds with no
+# socket: a reconnect within it announces nothing (docs/protocol.md, "Presence").
+PRESENCE_GRACE_S = env.float("SPHERE_PRESENCE_GRACE_S", default=5.0)
 # The group-commit writer (chat/writer/): at most this many sends per transaction, and how
 # long a busy writer waits for more before it commits.
 WRITER_BATCH = env.int("SPHERE_WRITER_BATCH", default=256)
@@ -311,7 +334,7 @@ WS_DIRECT_WRITE = env.bool("SPHERE_WS_DIRECT_WRITE", default=True)
 # Presence is sent only to those sharing a room of at most this many members.
 PRESENCE_MAX_ROOM = 500
 # ``/metrics`` asks for this bearer token when set; without it only loopback and private
-# addresses may scrape.
+# addresses may scrape (the trusted hop, sphere/clientip.py), and behind a proxy nobody may.
 METRICS_TOKEN = env.str("SPHERE_METRICS_TOKEN", default="")
 FANOUT_PARTITIONS = env.int("SPHERE_FANOUT_PARTITIONS", default=8)
 # Scaled mode: every fan-out key starts with this prefix (several deployments, or test runs, can
@@ -334,7 +357,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Invite codes and socket tickets never reach the output (sphere/logs.py).
+    "filters": {"redact": {"()": "sphere.logs.RedactSecrets"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("SPHERE_LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.request": {"level": "ERROR"},

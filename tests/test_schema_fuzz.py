@@ -36,6 +36,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from chat.services import reactions, reports
+from chat.services.messages import message_post
 from communities.models import Invite, JoinRequest
 from tests.conftest import build_world
 from tests.factories import UserFactory
@@ -84,12 +86,32 @@ def _arrange(standing: str) -> tuple[dict[str, str], dict[str, list[str]]]:
     users = {user.pk for world in (home, other) for user in world.users.values()}
     users |= {home.target.pk, other.target.pk, asker.pk}
     rooms = [room.pk for world in (home, other) for room in (world.general, world.private_room)]
+    # Messages (one of the caller's own where they may post), a reaction and a report, so that
+    # the message, reaction and report operations reach past their 404s too.
+    posters = [(home, home.users["member"]), (other, other.users["member"])]
+    if standing != "outsider":
+        posters.append((home, caller))
+    messages = [
+        message_post(
+            actor=author, room=world.general, body="fuzz 👍", client_msg_id=f"fuzz-{author.pk}"
+        )[0]
+        for world, author in posters
+    ]
+    reactions.reaction_add(actor=home.users["member"], message=messages[0], emoji="👍")
+    report = reports.report_create(
+        actor=home.target,
+        message=messages[0],
+        reason="fuzz",
+    )
     token, _ = Token.objects.get_or_create(user=caller)
     values = {
         "slug": [home.community.slug, other.community.slug],
         "user_id": [str(pk) for pk in sorted(users)],
         "room_id": [str(pk) for pk in rooms],
         "request_id": [str(pending.pk)],
+        "message_id": [str(message.pk) for message in messages],
+        "report_id": [str(report.pk)],
+        "emoji": ["👍", "🎉"],
         "code": codes,
         "page": ["1"],
     }

@@ -17,6 +17,7 @@ from communities.api.base import actor, parse
 from communities.api.serializers import StrictSerializer
 from communities.selectors import community_get_for_viewer
 from sphere.errors import Invalid
+from sphere.schema import errors
 
 
 class ResolveIn(StrictSerializer):
@@ -30,7 +31,12 @@ class ReportListView(generics.ListAPIView):
 
     @extend_schema(
         summary="Reports on messages of rooms the caller can read, newest first",
+        description="For moderators and up; `status` keeps the open or the resolved ones.",
         parameters=[OpenApiParameter("status", str, enum=["open", "resolved"])],
+        responses={
+            200: ReportSerializer(many=True),
+            **errors({403: "Below moderator (`forbidden`)."}),
+        },
     )
     def get(self, request: Request, *args: object, **kwargs: object) -> Response:
         return super().get(request, *args, **kwargs)
@@ -47,7 +53,22 @@ class ReportListView(generics.ListAPIView):
 
 @extend_schema(tags=["moderation"])
 class ReportResolveView(APIView):
-    @extend_schema(summary="Resolve a report", request=ResolveIn, responses={200: ReportSerializer})
+    @extend_schema(
+        summary="Resolve a report",
+        description="`dismiss`, `delete_message`, `mute_author` (with `minutes`) or "
+        "`ban_author`; the rank rule applies to the author. A report of a room the caller "
+        "cannot moderate is 404.",
+        request=ResolveIn,
+        responses={
+            200: ReportSerializer,
+            **errors(
+                {
+                    403: "Not above the author (`forbidden`).",
+                    409: "Resolved already, or the author has left (`conflict`).",
+                }
+            ),
+        },
+    )
     def post(self, request: Request, report_id: int) -> Response:
         report = selectors.report_get_for_moderator(actor=actor(request), report_id=report_id)
         data = parse(ResolveIn, request)

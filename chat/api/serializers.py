@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from chat.models import Message, Report
 from chat.wire import message_dict
@@ -95,17 +97,30 @@ class PresenceSerializer(serializers.Serializer):
 # --- Input -------------------------------------------------------------------------------------
 
 
+# The service trims a body, then measures it (after the idempotency check), so the serializer
+# takes any string up to MAX_RAW_BODY, blank included; the schema states the rule a client
+# must follow (a repeated client_msg_id answers whatever the body).
+@extend_schema_field({"type": "string", "minLength": 1, "maxLength": 4000, "pattern": r"\S"})
+class _BodyField(serializers.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_blank=False, trim_whitespace=False, **kwargs)
+
+    def run_validation(self, data: Any = empty) -> Any:
+        if data == "":
+            return data
+        return super().run_validation(data)
+
+
 class MessageCreateIn(StrictSerializer):
     # The body is trimmed and measured by the service, after the idempotency check: a repeated
     # client_msg_id answers the original message whatever the body says now.
-    body = serializers.CharField(
-        max_length=MAX_RAW_BODY, allow_blank=True, trim_whitespace=False, help_text=BODY_HELP
-    )
+    body = _BodyField(max_length=MAX_RAW_BODY, help_text=BODY_HELP)
     client_msg_id = serializers.CharField(
         min_length=1,
         max_length=64,
         trim_whitespace=False,
-        help_text="The client's id of this send; the same id again answers the same message.",
+        help_text="The client's id of this send (1 to 64 characters, no control or invisible "
+        "format characters); the same id again answers the same message.",
     )
     reply_to = serializers.IntegerField(
         min_value=1,
@@ -117,9 +132,7 @@ class MessageCreateIn(StrictSerializer):
 
 
 class MessageEditIn(StrictSerializer):
-    body = serializers.CharField(
-        max_length=MAX_RAW_BODY, allow_blank=True, trim_whitespace=False, help_text=BODY_HELP
-    )
+    body = _BodyField(max_length=MAX_RAW_BODY, help_text=BODY_HELP)
 
 
 class ReportIn(StrictSerializer):
@@ -148,6 +161,13 @@ class HistoryQuery(serializers.Serializer):
     limit = serializers.IntegerField(
         min_value=1, required=False, help_text="Page size: 50 by default, clamped to 200."
     )
+
+    def to_internal_value(self, data: Any) -> Any:
+        # History pages by seq: a page number would silently answer the newest page.
+        if "page" in data:
+            hint = "History pages by seq: use before_seq or after_seq (and limit), not page."
+            raise serializers.ValidationError({"page": [hint]})
+        return super().to_internal_value(data)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "after_seq" in attrs and "before_seq" in attrs:

@@ -1,17 +1,16 @@
-from django.urls import path
-
 import sphere.converters  # noqa: F401  (registers the id converter)
 from chat.api import reports, views
+from sphere.routes import api_path
 
 urlpatterns = [
-    path("me/rooms", views.MyRoomsView.as_view()),
-    path("rooms/<id:room_id>/messages", views.RoomMessagesView.as_view()),
-    path("rooms/<id:room_id>/read", views.ReadView.as_view()),
-    path("rooms/<id:room_id>/presence", views.PresenceView.as_view()),
-    path("messages/<id:message_id>/", views.MessageDetailView.as_view()),
-    path("messages/<id:message_id>/reactions/<str:emoji>/", views.ReactionView.as_view()),
-    path("messages/<id:message_id>/report", views.ReportView.as_view()),
-    path("search", views.SearchView.as_view()),
-    path("communities/<slug:slug>/reports/", reports.ReportListView.as_view()),
-    path("reports/<id:report_id>/resolve", reports.ReportResolveView.as_view()),
+    api_path("me/rooms", views.MyRoomsView.as_view()),
+    api_path("rooms/<id:room_id>/messages", views.RoomMessagesView.as_view()),
+    api_path("rooms/<id:room_id>/read", views.ReadView.as_view()),
+    api_path("rooms/<id:room_id>/presence", views.PresenceView.as_view()),
+    api_path("messages/<id:message_id>/", views.MessageDetailView.as_view()),
+    api_path("messages/<id:message_id>/reactions/<str:emoji>/", views.ReactionView.as_view()),
+    api_path("messages/<id:message_id>/report", views.ReportView.as_view()),
+    api_path("search", views.SearchView.as_view()),
+    api_path("communities/<slug:slug>/reports/", reports.ReportListView.as_view()),
+    api_path("reports/<id:report_id>/resolve", reports.ReportResolveView.as_view()),
 ]

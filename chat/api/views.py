@@ -34,9 +34,10 @@ from chat.models import Message
 from chat.presence import online_in_room
 from chat.services import messages, reactions, read_markers, reports
 from communities.api.base import actor, parse
-from communities.api.serializers import RoomSerializer
+from communities.api.serializers import RoomSerializer, UserSerializer
 from communities.models import Room
 from communities.selectors import room_get_for_reader
+from sphere.schema import errors
 
 
 def parse_query(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
@@ -98,6 +99,15 @@ class RoomMessagesView(APIView):
         responses={
             201: MessageSerializer,
             200: OpenApiResponse(MessageSerializer, description="A repeated client_msg_id."),
+            **errors(
+                {
+                    400: "Invalid input (`invalid`, with `fields`), or a body holding a term "
+                    "the community blocks (`blocked_content`).",
+                    403: "The caller is muted (`muted`).",
+                    429: "Over the per-user message rate (`rate_limited`) or the room's slow "
+                    "mode (`slow_mode`), with `retry_after` and `Retry-After` in seconds.",
+                }
+            ),
         },
     )
     def post(self, request: Request, room_id: int) -> Response:
@@ -117,7 +127,27 @@ class RoomMessagesView(APIView):
 @extend_schema(tags=["messages"])
 class MessageDetailView(APIView):
     @extend_schema(
-        summary="Edit a message (author)", request=MessageEditIn, responses={200: MessageSerializer}
+        summary="A message",
+        description="The message, for a reader of its room; 404 otherwise, as for a missing one.",
+        responses={200: MessageSerializer},
+    )
+    def get(self, request: Request, message_id: int) -> Response:
+        return Response(_message_body(_message(request, message_id), request))
+
+    @extend_schema(
+        summary="Edit a message (author)",
+        description="Only the author, and not while muted; the room's readers get "
+        "`message.edited`. A deleted message is 409.",
+        request=MessageEditIn,
+        responses={
+            200: MessageSerializer,
+            **errors(
+                {
+                    403: "Not the author (`forbidden`), or muted (`muted`).",
+                    409: "The message was deleted (`conflict`).",
+                }
+            ),
+        },
     )
     def patch(self, request: Request, message_id: int) -> Response:
         message = messages.message_edit(
@@ -128,7 +158,13 @@ class MessageDetailView(APIView):
         return Response(_message_body(message, request))
 
     @extend_schema(
-        summary="Delete a message (author, or a moderator and up by rank)", responses={204: None}
+        summary="Delete a message (author, or a moderator and up by rank)",
+        description="The message keeps its id and seq, with an empty body and `deleted: true`; "
+        "the room's readers get `message.deleted`.",
+        responses={
+            204: None,
+            **errors({403: "Neither the author nor above them (`forbidden`)."}),
+        },
     )
     def delete(self, request: Request, message_id: int) -> Response:
         messages.message_delete(actor=actor(request), message=_message(request, message_id))
@@ -142,13 +178,40 @@ class MessageDetailView(APIView):
             "emoji",
             OpenApiTypes.STR,
             OpenApiParameter.PATH,
-            description="The emoji or short name, URL-encoded: 1 to 64 characters, no spaces.",
+            description="One Unicode emoji, URL-encoded (docs/api.md, Reactions).",
         )
     ],
 )
-class ReactionView(APIView):
+class ReactionView(generics.GenericAPIView):
+    serializer_class = UserSerializer
+
     @extend_schema(
-        summary="Add the caller's reaction", request=None, responses={200: MessageSerializer}
+        summary="Who reacted with this emoji",
+        description="The users who reacted to the message with this emoji, earliest first, "
+        "paged like every list. For a reader of the message's room; 404 otherwise.",
+        responses={200: UserSerializer(many=True)},
+    )
+    def get(self, request: Request, message_id: int, emoji: str) -> Response:
+        message = _message(request, message_id)
+        page = self.paginate_queryset(selectors.reactions_with_emoji(message=message, emoji=emoji))
+        users = [reaction.user for reaction in page or []]
+        return self.get_paginated_response(UserSerializer(users, many=True).data)
+
+    @extend_schema(
+        summary="Add the caller's reaction",
+        description="Adding it again changes nothing. Answers the message with its reactions; "
+        "the room's readers get `reaction.added`.",
+        request=None,
+        responses={
+            200: MessageSerializer,
+            **errors(
+                {
+                    400: "Not an emoji (`invalid`, naming `emoji`).",
+                    403: "The caller is muted (`muted`).",
+                    409: "The message was deleted (`conflict`).",
+                }
+            ),
+        },
     )
     def put(self, request: Request, message_id: int, emoji: str) -> Response:
         message = reactions.reaction_add(
@@ -156,7 +219,11 @@ class ReactionView(APIView):
         )
         return Response(_message_body(message, request))
 
-    @extend_schema(summary="Remove the caller's reaction", responses={204: None})
+    @extend_schema(
+        summary="Remove the caller's reaction",
+        description="The room's readers get `reaction.removed`; no such reaction is 404.",
+        responses={204: None, **errors({400: "Not an emoji (`invalid`, naming `emoji`)."})},
+    )
     def delete(self, request: Request, message_id: int, emoji: str) -> Response:
         reactions.reaction_remove(
             actor=actor(request), message=_message(request, message_id), emoji=emoji
@@ -168,8 +235,13 @@ class ReactionView(APIView):
 class ReportView(APIView):
     @extend_schema(
         summary="Report a message to the moderators",
+        description="Any reader of the message's room; one open report per reporter and "
+        "message (409 for a second, and for a deleted message).",
         request=ReportIn,
-        responses={201: ReportSerializer},
+        responses={
+            201: ReportSerializer,
+            **errors({409: "Reported already, or deleted (`conflict`)."}),
+        },
     )
     def post(self, request: Request, message_id: int) -> Response:
         message = _message(request, message_id)
@@ -184,6 +256,8 @@ class ReportView(APIView):
 class ReadView(APIView):
     @extend_schema(
         summary="Move the caller's read marker forward",
+        description="A marker never moves back: the answer is the marker as it now stands; "
+        "the caller's connections get `read`.",
         request=ReadIn,
         responses={200: ReadStateSerializer},
     )
@@ -197,7 +271,9 @@ class ReadView(APIView):
 @extend_schema(tags=["rooms"])
 class PresenceView(APIView):
     @extend_schema(
-        summary="Who of the room's readers is online", responses={200: PresenceSerializer}
+        summary="Who of the room's readers is online",
+        description="The ids of the room's readers with at least one open connection.",
+        responses={200: PresenceSerializer},
     )
     def get(self, request: Request, room_id: int) -> Response:
         room = _room(request, room_id)
@@ -228,7 +304,11 @@ class SearchView(generics.ListAPIView):
         )
 
 
-@extend_schema(tags=["rooms"], summary="The rooms the caller can read, with unread counts")
+@extend_schema(
+    tags=["rooms"],
+    summary="The rooms the caller can read, with unread counts",
+    description="Every room of every community the caller belongs to that they can read.",
+)
 class MyRoomsView(generics.ListAPIView):
     serializer_class = RoomSerializer
 

@@ -16,6 +16,7 @@ event loop, so that a reconnect storm does not queue the live connections' frame
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any
@@ -25,6 +26,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth.models import User
 
+from chat import presence
 from chat import protocol as p
 from chat.gateway.handshake import ticket_of
 from chat.gateway.heartbeats import heartbeats
@@ -40,7 +42,7 @@ from chat.gateway.socket_writer import (
 )
 from chat.gateway.threads import in_thread
 from communities.services.accounts import ws_ticket_of_disabled_account, ws_ticket_redeem
-from fanout.connections import LocalConnections
+from fanout.connections import LocalConnections, TooManyConnections
 from fanout.transport import current as fanout_transport
 
 logger = logging.getLogger(__name__)
@@ -117,6 +119,9 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             return
         self.user = user
         self.user_id = user.pk
+        # The reference of the token that got the ticket (empty for a session): revoking the
+        # token closes this socket (``close_for``).
+        self.credential = str(getattr(user, "ws_credential", "") or "")
         self.last_life = time.monotonic()
         # The server answers WebSocket pings itself; they are life all the same.
         on_ping(self.base_send, self._alive)
@@ -127,7 +132,14 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         # mode runs them in process).
         self.gateway = fanout_transport().connections()
         try:
-            first = await self.gateway.attach(self)
+            first = await self.gateway.attach(self, settings.WS_MAX_PER_USER)
+        except TooManyConnections:
+            # The user holds WS_MAX_PER_USER sockets already (every gateway together): the
+            # client may retry later, or close one of its others (docs/protocol.md).
+            logger.info("too many connections of user %s; closed with 4430", self.user_id)
+            del self.gateway
+            await self._close(p.CLOSE_TOO_MANY)
+            return
         except Exception as exc:
             # The registry is out of reach: the client retries later (1013) rather than
             # running on a connection that would miss live events.
@@ -141,6 +153,10 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         # The user's first connection anywhere comes online: hello's trip to the database
         # reads the presence audience too.
         await self.session.send_hello(online=first)
+        if self.session.refused is not None:
+            # Disabled or revoked while it opened (docs/protocol.md, "Closing").
+            self.close_for(self.session.refused, "")
+            return
         if self.raw is None:
             # Only the ASGI send path needs a queue and a task of its own per connection.
             self.outbox = asyncio.Queue()
@@ -171,11 +187,23 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         await self._leave()
 
     async def _leave(self) -> None:
-        """Out of the gateway at once, then presence; a second call does nothing."""
-        if hasattr(self, "gateway") and await self.gateway.detach(self):
-            await self.session.presence("offline")
+        """Out of the gateway at once; a second call does nothing. The user's last connection
+        anywhere leaves an ``offline`` pending: announced after PRESENCE_GRACE_S unless the
+        user connected again meanwhile (docs/protocol.md, "Presence")."""
+        if not hasattr(self, "gateway"):
+            return
+        token = await self.gateway.leave(self)
+        if token is not None:
+            presence.offline_after_grace(
+                self.gateway,
+                self.user_id,
+                token,
+                functools.partial(self.session.presence, "offline"),
+            )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closed:
+            return  # closing (e.g. the account was disabled): nothing more is acted on
         data: str | bytes = text_data if text_data is not None else (bytes_data or b"")
         if len(data) > p.MAX_FRAME:  # where the server did not enforce the limit itself
             await self._close(p.CLOSE_TOO_BIG)
@@ -206,6 +234,15 @@ class GatewayConsumer(AsyncWebsocketConsumer):
 
     def recover(self) -> None:
         self.session.recover()
+
+    def close_for(self, code: int, credential: str) -> None:
+        """Close at once for an account disabled (``credential`` empty) or for the revoked
+        credential this socket was opened with; nothing it sends from now on is acted on."""
+        if self.closed or (credential and credential != self.credential):
+            return
+        logger.info("closing a connection of user %s (%s)", self.user_id, code)
+        self.closed = True
+        self.close_soon(code)
 
     # --- output -----------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from django.core.cache import cache
 
 from chat import protocol as p
 from chat.gateway.threads import in_thread
-from chat.presence import presence_audience
+from chat.presence import online_among, presence_audience
 from chat.selectors import message_get_for_reader, rooms_for_hello
 from chat.services import messages as message_services
 from chat.services import reactions as reaction_services
@@ -36,6 +36,7 @@ from chat.writer import Stored
 from communities.events import room_info
 from communities.models import Room
 from communities.selectors import room_get_for_reader
+from communities.services.accounts import socket_refusal
 from fanout import publish
 from fanout.delivery import Delivery
 from sphere.cache import cache_is_shared
@@ -63,10 +64,22 @@ class Socket(Protocol):
         """Return once the connection's unsent bytes are low enough for a replay to go on."""
 
 
+class Refused(Exception):
+    """The socket may not stay open: its account is disabled or its token revoked."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 class Session:
     def __init__(self, socket: Socket) -> None:
         self.socket = socket
         self.user: User = socket.user
+        # The reference of the token the socket's ticket was issued with ("" for a session).
+        self.credential: str = getattr(socket, "credential", "")
+        # Set when ``hello`` found the socket may not stay (a close code).
+        self.refused: int | None = None
         self.readable: set[int] = set()
         self.hello_heads: dict[int, int] = {}
         # The access version of each room as last applied here (hello, room.added/removed):
@@ -93,9 +106,15 @@ class Session:
 
     async def send_hello(self, *, online: bool = False) -> None:
         """Queue ``hello``, then apply what the hub handed over since the connection attached.
-        With ``online`` (the user's first connection anywhere), the user's presence audience
-        hears of it, from the same trip to a worker thread as hello's rooms."""
-        self.socket.enqueue(await in_thread(self._hello)(online))
+        With ``online`` (the user comes online: docs/protocol.md, "Presence"), the user's
+        presence audience hears of it, from the same trip to a worker thread as hello's rooms
+        and ``online`` (who of that audience is connected: one registry call)."""
+        try:
+            hello = await in_thread(self._hello)(online)
+        except Refused as refused:
+            self.refused = refused.code
+            return
+        self.socket.enqueue(hello)
         held, self.held = self.held or [], None
         for kind, room_id, head_seq, frame, version in held:
             if kind == "revoke":
@@ -106,17 +125,24 @@ class Session:
                 self.deliver_frame(frame)
 
     def _hello(self, online: bool) -> bytes:
+        # The account and the socket's token, read again now that the socket is registered: a
+        # disable or revocation that committed while it opened did not reach it as a close.
+        refusal = socket_refusal(user_id=self.user.pk, credential=self.credential)
+        if refusal is not None:
+            raise Refused(refusal)
         rooms = self._rooms()
         self.readable = {room["id"] for room in rooms}
         self.hello_heads = {room["id"]: room["head_seq"] for room in rooms}
+        audience = presence_audience(user_id=self.user.pk)
         if online:
-            self._announce("online")
+            self._announce("online", audience)
         return p.encode(
             p.Hello(
                 protocol=p.PROTOCOL,
                 user=p.User(id=self.user.pk, username=self.user.username),
                 heartbeat_s=settings.WS_HEARTBEAT_S,
                 rooms=cast("list[p.Room]", rooms),  # room_info's dicts: the encoder takes them
+                online=sorted(online_among(audience)) if audience else [],
             )
         )
 
@@ -131,11 +157,14 @@ class Session:
 
     async def presence(self, status: Literal["online", "offline"]) -> None:
         """Tell those sharing a room of at most PRESENCE_MAX_ROOM members that the user came
-        online (first connection anywhere) or went offline (last one closed)."""
+        online or went offline (docs/protocol.md, "Presence")."""
         await in_thread(self._announce)(status)
 
-    def _announce(self, status: Literal["online", "offline"]) -> None:
-        audience = presence_audience(user_id=self.user.pk)
+    def _announce(
+        self, status: Literal["online", "offline"], audience: set[int] | None = None
+    ) -> None:
+        if audience is None:
+            audience = presence_audience(user_id=self.user.pk)
         if audience:
             frame = p.encode(
                 p.Presence(user=p.User(id=self.user.pk, username=self.user.username), status=status)
@@ -232,6 +261,7 @@ class Session:
                 message=exc.message,
                 ref=frame.ref,
                 retry_after=round(exc.retry_after, 3) if exc.retry_after else None,
+                muted_until=getattr(exc, "muted_until", None),
             )
         except Exception:  # a bug must not cost the connection: log it, answer, go on
             logger.exception("gateway: %s frame failed", type(frame).__name__)
@@ -313,7 +343,11 @@ class Session:
         # Known before the marker moves: its ``read`` may come back before this returns.
         echo = p.encode(p.ReadEvent(room=room.pk, seq=frame.seq))
         self.own_reads.add(echo)
-        marker = read_marker_move(actor=self.user, room=room, seq=frame.seq)
+        try:
+            marker = read_marker_move(actor=self.user, room=room, seq=frame.seq)
+        except BaseException:  # refused (e.g. rate_limited): no echo of it is coming
+            self.own_reads.discard(echo)
+            raise
         if marker.seq != frame.seq:  # clamped to the head, or already further
             self.own_reads.discard(echo)
             self.own_reads.add(p.encode(p.ReadEvent(room=room.pk, seq=marker.seq)))

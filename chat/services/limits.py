@@ -1,4 +1,4 @@
-"""Posting limits: a per-user message rate, slow mode and automod terms."""
+"""Posting limits: per-user rates of messages and other acts, slow mode and automod terms."""
 
 from __future__ import annotations
 
@@ -47,13 +47,38 @@ def take_message_rate(user_ids: list[int]) -> list[float | None]:
     process in the embedded mode, in Redis (so across every gateway) in the scaled mode, where
     one pipelined round trip counts the messages of a whole batch.
     """
+    return take_rate("msg", settings.MESSAGE_RATE, user_ids)
+
+
+def take_rate(kind: str, rate: str, user_ids: list[int]) -> list[float | None]:
+    """Count one act of ``kind`` for each entry in its own per-user window of ``rate``; for
+    each, None when within the rate, else the seconds to wait (see ``take_message_rate``)."""
     if not user_ids:
         return []
-    count, period = parse_rate(settings.MESSAGE_RATE)
+    count, period = parse_rate(rate)
     if cache_is_shared():
-        answers = _count_in_redis([cache.make_key(f"rate:msg:{u}") for u in user_ids], period)
+        answers = _count_in_redis([cache.make_key(f"rate:{kind}:{u}") for u in user_ids], period)
         return [max(0.001, left_ms / 1000) if used > count else None for used, left_ms in answers]
-    return [_count_locally(f"rate:msg:{user_id}", count, period) for user_id in user_ids]
+    return [_count_locally(f"rate:{kind}:{user_id}", count, period) for user_id in user_ids]
+
+
+# What each act's refusal says (the acts of ``settings.ACT_RATES``).
+_ACT_NAMES = {
+    "reaction": "reactions",
+    "edit": "edits",
+    "delete": "deletions",
+    "read": "read marker moves",
+    "report": "reports",
+}
+
+
+def check_act_rate(act: str, *, user_id: int) -> None:
+    """Count one act (``reaction``, ``edit``, ``delete``, ``read``, ``report``) of the user;
+    raise RateLimited (with ``retry_after``) past its rate in ``settings.ACT_RATES``
+    (``SPHERE_RATE_REACTIONS`` and the like; docs/api.md, "Rate limits")."""
+    wait = take_rate(act, settings.ACT_RATES[act], [user_id])[0]
+    if wait is not None:
+        raise RateLimited(f"Too many {_ACT_NAMES[act]}; slow down.", retry_after=wait)
 
 
 def _count_locally(key: str, count: int, period: int) -> float | None:

@@ -14,14 +14,15 @@ from django.utils import timezone
 from chat import writer
 from chat.events import append_event, lock_room
 from chat.models import Message, Report
-from chat.services.limits import automod
+from chat.services.limits import automod, check_act_rate
+from chat.services.text import clean_client_msg_id
 from chat.wire import message_dict
 from chat.writer import Send, Stored, clean_body, mention_names
 from communities.models import Membership, Room
 from communities.roles import Role, can_manage
 from communities.selectors import room_can_read
 from communities.services.audit import audit_record, user_target
-from sphere.errors import Conflict, Forbidden, Invalid, Muted, NotFound
+from sphere.errors import Conflict, Forbidden, Muted, NotFound
 
 
 def _membership(actor: User, room: Room) -> Membership:
@@ -86,32 +87,25 @@ def message_submit(
 ) -> Future[Stored]:
     """Hand a send to the writer without waiting: the future answers as ``message_post``
     does (a ``Stored``, or the error that refused the send). Raises Invalid at once for a
-    malformed ``client_msg_id``."""
-    check_client_msg_id(client_msg_id)
+    malformed ``client_msg_id`` (``chat.services.text.clean_client_msg_id``)."""
+    clean_client_msg_id(client_msg_id)
     return writer.submit(
         Send(actor.pk, actor.username, room_id, body, client_msg_id, reply_to=reply_to)
     )
 
 
-def check_client_msg_id(client_msg_id: str) -> None:
-    if not 1 <= len(client_msg_id) <= 64:
-        raise Invalid(
-            "client_msg_id is 1 to 64 characters.",
-            fields={"client_msg_id": ["1 to 64 characters."]},
-        )
-
-
 def message_edit(*, actor: User, message: Message, body: str) -> Message:
     """The author edits the body. Raises Forbidden (not the author), NotFound (no longer a
-    reader), Muted, Invalid, BlockedContent, Conflict (deleted). Emits ``message.edited``; a
-    flag term the edit brings in opens a Report."""
+    reader), Muted, Invalid, BlockedContent, RateLimited (``SPHERE_RATE_EDITS``), Conflict
+    (deleted). Emits ``message.edited``; a flag term the edit brings in opens a Report."""
     if message.author_id != actor.pk:
         raise Forbidden("Only the author can edit a message.")
     membership = _membership(actor, message.room)
     if membership.muted_until is not None and membership.muted_until > timezone.now():
-        raise Muted("You are muted in this community.")
+        raise Muted(membership.muted_until)
     body = clean_body(body)
     flags = automod(community=message.room.community, body=body)
+    check_act_rate("edit", user_id=actor.pk)
     with transaction.atomic():
         locked = lock_room(message.room_id)
         message = Message.objects.select_for_update().select_related("author").get(pk=message.pk)
@@ -135,10 +129,13 @@ def message_edit(*, actor: User, message: Message, body: str) -> Message:
 
 def message_delete(*, actor: User, message: Message) -> Message:
     """Soft-delete: the author, or a moderator and up who outranks the author (audited as
-    ``message.delete``). Deleting again is a no-op. Raises Forbidden for anyone else. Emits
-    ``message.deleted``."""
+    ``message.delete``). Deleting again is a no-op. Raises Forbidden for anyone else, and
+    RateLimited past ``SPHERE_RATE_DELETES`` for authors deleting their own messages (a
+    moderator's deletions are not rated). Emits ``message.deleted``."""
     room = message.room
-    if message.author_id != actor.pk:
+    if message.author_id == actor.pk:
+        check_act_rate("delete", user_id=actor.pk)
+    else:
         mine = Membership.objects.filter(community_id=room.community_id, user=actor).first()
         theirs = Membership.objects.filter(
             community_id=room.community_id, user_id=message.author_id

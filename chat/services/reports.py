@@ -8,7 +8,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chat.models import Message, Report
+from chat.services.limits import check_act_rate
 from chat.services.messages import message_delete
+from chat.services.text import refuse_unstorable
 from communities.services.access import is_banned
 from communities.services.audit import audit_record
 from communities.services.members import member_mute
@@ -21,14 +23,16 @@ ACTIONS = ("dismiss", "delete_message", "mute_author", "ban_author")
 def report_create(*, actor: User, message: Message, reason: str) -> Report:
     """Report a message to the community's moderators (a reader's act; the caller fetched the
     message with ``chat.selectors.message_get_for_reader``). Raises Invalid (a reason not 1 to
-    1,000 characters after trimming), Conflict (a deleted message, or an open report of this
-    reporter on it already). Emits no event: moderators find it in the queue (docs/api.md,
-    Reports; docs/moderation.md)."""
-    reason = reason.strip()
+    1,000 characters after trimming, or one holding NUL), Conflict (a deleted message, or an
+    open report of this reporter on it already), RateLimited past ``SPHERE_RATE_REPORTS``.
+    Emits no event: moderators find it in the queue (docs/api.md, Reports;
+    docs/moderation.md)."""
+    reason = refuse_unstorable(reason, field="reason").strip()
     if not 1 <= len(reason) <= 1000:
         raise Invalid("A reason is 1 to 1,000 characters.", fields={"reason": ["1 to 1,000."]})
     if message.deleted:
         raise Conflict("The message was deleted.")
+    check_act_rate("report", user_id=actor.pk)
     try:
         with transaction.atomic():
             return Report.objects.create(message=message, reporter=actor, reason=reason)

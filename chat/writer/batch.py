@@ -100,7 +100,7 @@ def _check(
         try:
             body = clean_body(send.body)
             if muted_until is not None and muted_until > batch.now:
-                raise Muted("You are muted in this community.")
+                raise Muted(muted_until)
             if room.slow_mode_s and not at_least(role, Role.MODERATOR):
                 _slow_mode(room, last_posts.get((send.room_id, send.author_id)), batch.now)
             flags = automod_check(reads.terms.get(room.community_id, ()), body)

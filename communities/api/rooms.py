@@ -19,11 +19,21 @@ from communities.api.serializers import (
 )
 from communities.roles import Role
 from communities.services import rooms as room_services
+from sphere.schema import errors
 
 
 @extend_schema(tags=["rooms"])
 class CommunityRoomListView(generics.ListAPIView):
     serializer_class = RoomSerializer
+
+    @extend_schema(
+        summary="List a community's rooms",
+        description="The rooms of the community the caller can read, with unread counts; for "
+        "members.",
+        responses={200: RoomSerializer(many=True), **errors({403: "Not a member (`forbidden`)."})},
+    )
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         community = selectors.community_get_for_role(
@@ -33,7 +43,16 @@ class CommunityRoomListView(generics.ListAPIView):
             user=self.request.user, community=community, with_unread=True
         )
 
-    @extend_schema(request=RoomCreateIn, responses={201: RoomSerializer})
+    @extend_schema(
+        summary="Create a room (admins)",
+        description="A private room is readable by its own members and the community's "
+        "owner and admins. A taken name is 409.",
+        request=RoomCreateIn,
+        responses={
+            201: RoomSerializer,
+            **errors({403: "Below admin (`forbidden`).", 409: "The name is taken (`conflict`)."}),
+        },
+    )
     def post(self, request: Request, slug: str) -> Response:
         community = selectors.community_get_for_role(
             user=request.user, slug=slug, minimum=Role.ADMIN
@@ -45,12 +64,30 @@ class CommunityRoomListView(generics.ListAPIView):
 
 @extend_schema(tags=["rooms"])
 class RoomDetailView(APIView):
-    @extend_schema(responses={200: RoomSerializer})
+    @extend_schema(
+        summary="A room",
+        description="With the caller's unread count; 404 to whoever cannot read it.",
+        responses={200: RoomSerializer},
+    )
     def get(self, request: Request, room_id: int) -> Response:
         room = selectors.room_get_for_reader(user=request.user, room_id=room_id, with_unread=True)
         return Response(RoomSerializer(room).data)
 
-    @extend_schema(request=RoomUpdateIn, responses={200: RoomSerializer})
+    @extend_schema(
+        summary="Change a room",
+        description="Moderators may change `slow_mode_s`; name, topic and the rest need an "
+        "admin. A taken name is 409.",
+        request=RoomUpdateIn,
+        responses={
+            200: RoomSerializer,
+            **errors(
+                {
+                    403: "Below moderator, or below admin for more than slow mode (`forbidden`).",
+                    409: "The name is taken (`conflict`).",
+                }
+            ),
+        },
+    )
     def patch(self, request: Request, room_id: int) -> Response:
         # Moderators may change slow mode; below that, refused before the body is looked at.
         room = selectors.room_get_for_role(
@@ -62,7 +99,11 @@ class RoomDetailView(APIView):
         room = selectors.room_get_for_reader(user=request.user, room_id=room_id, with_unread=True)
         return Response(RoomSerializer(room).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(
+        summary="Delete a room (admins)",
+        description="With its messages; live connections get `room.removed`.",
+        responses={204: None, **errors({403: "Below admin (`forbidden`)."})},
+    )
     def delete(self, request: Request, room_id: int) -> Response:
         room = selectors.room_get_for_reader(user=request.user, room_id=room_id)
         room_services.room_delete(actor=actor(request), room=room)
@@ -73,11 +114,28 @@ class RoomDetailView(APIView):
 class RoomMemberListView(generics.ListAPIView):
     serializer_class = MemberSerializer
 
+    @extend_schema(
+        summary="List a room's members",
+        description="The room's readers: every member of the community for a public room; a "
+        "private room's own members and the community's owner and admins.",
+    )
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().get(request, *args, **kwargs)
+
     def get_queryset(self):
         room = selectors.room_get_for_reader(user=self.request.user, room_id=self.kwargs["room_id"])
         return selectors.room_members_list(room=room)
 
-    @extend_schema(request=UserIdIn, responses={201: MemberSerializer})
+    @extend_schema(
+        summary="Add a member to a private room (admins)",
+        description="The user must be a member of the community (400 otherwise). A public "
+        "room has no members of its own (409).",
+        request=UserIdIn,
+        responses={
+            201: MemberSerializer,
+            **errors({403: "Below admin (`forbidden`).", 409: "A public room (`conflict`)."}),
+        },
+    )
     def post(self, request: Request, room_id: int) -> Response:
         room = selectors.room_get_for_role(user=request.user, room_id=room_id, minimum=Role.ADMIN)
         data = parse(UserIdIn, request)
@@ -89,7 +147,15 @@ class RoomMemberListView(generics.ListAPIView):
 
 @extend_schema(tags=["rooms"])
 class RoomMemberDetailView(APIView):
-    @extend_schema(responses={204: None})
+    @extend_schema(
+        summary="Remove a member from a private room (admins)",
+        description="The user's connections get `room.removed`. A public room has no members "
+        "of its own (409).",
+        responses={
+            204: None,
+            **errors({403: "Below admin (`forbidden`).", 409: "A public room (`conflict`)."}),
+        },
+    )
     def delete(self, request: Request, room_id: int, user_id: int) -> Response:
         room = selectors.room_get_for_reader(user=request.user, room_id=room_id)
         room_services.room_member_remove(actor=actor(request), room=room, user_id=user_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -10,6 +11,7 @@ from rest_framework import serializers
 
 from communities.models import AuditEntry, Ban, Community, Invite, JoinRequest, Membership, Room
 from communities.roles import ROLE_CHOICES
+from communities.selectors import INVITE_REASONS
 
 
 # Input serializers refuse fields they do not know and a body that is not an object. (A
@@ -107,6 +109,29 @@ class InviteSerializer(serializers.ModelSerializer):
         fields = ["code", "max_uses", "uses", "expires_at"]
 
 
+class InviteAcceptSerializer(MemberSerializer):
+    community: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, help_text="The slug of the community joined."
+    )
+
+    class Meta(MemberSerializer.Meta):
+        fields = [*MemberSerializer.Meta.fields, "community"]
+
+
+class InvitePreviewSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    community = CommunitySerializer()
+    expires_at = serializers.DateTimeField(allow_null=True)
+    valid = serializers.BooleanField(
+        help_text="The code can still be used and the caller is not banned."
+    )
+    reason = serializers.ChoiceField(
+        choices=INVITE_REASONS,
+        allow_null=True,
+        help_text="Why the invite is not valid; null when it is.",
+    )
+
+
 class JoinRequestSerializer(serializers.ModelSerializer):
     user = UserSerializer(read_only=True)
 
@@ -129,6 +154,29 @@ class AuditEntrySerializer(serializers.ModelSerializer):
 class CredentialsIn(StrictSerializer):
     username = serializers.CharField(max_length=150, trim_whitespace=False)
     password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+_USERNAME_RULE = "3 to 32 characters of letters, digits and underscore."
+
+
+class RegisterIn(CredentialsIn):
+    # The service's rule (accounts.USERNAME_RE) and message, checked here too for the schema.
+    username = serializers.RegexField(
+        r"^[A-Za-z0-9_]{3,32}$",
+        min_length=3,
+        max_length=32,
+        trim_whitespace=False,
+        help_text="3 to 32 of letters, digits and underscore; unique regardless of case.",
+        error_messages={
+            key: _USERNAME_RULE for key in ("invalid", "blank", "min_length", "max_length")
+        },
+    )
+
+    def validate_username(self, value: str) -> str:
+        # ``$`` in the pattern also matches before a final newline; the whole value must fit.
+        if not re.fullmatch(r"[A-Za-z0-9_]{3,32}", value):
+            raise serializers.ValidationError(_USERNAME_RULE)
+        return value
 
 
 class CommunityCreateIn(StrictSerializer):

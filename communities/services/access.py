@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from communities.models import Ban, Community, Membership
 from communities.roles import Role, at_least, can_manage
-from sphere.errors import Forbidden, NotFound
+from sphere.errors import Forbidden, Muted, NotFound
 
 
 def actor_membership(*, actor: User, community: Community) -> Membership | None:
@@ -29,6 +30,17 @@ def require_role(*, actor: User, community: Community, minimum: Role) -> Members
 def require_outranks(*, actor_role: str, target_role: str | None) -> None:
     if not can_manage(actor_role, target_role):
         raise Forbidden("You can act only on users of a lower rank.")
+
+
+def require_unmuted(*, user_id: int, community_id: int) -> None:
+    """Raise Muted (saying until when) while the user's mute in the community lasts."""
+    until = (
+        Membership.objects.filter(community_id=community_id, user_id=user_id)
+        .values_list("muted_until", flat=True)
+        .first()
+    )
+    if until is not None and until > timezone.now():
+        raise Muted(until)
 
 
 def is_banned(*, community: Community, user_id: int) -> bool:

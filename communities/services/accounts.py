@@ -1,4 +1,5 @@
-"""Accounts: registration, API tokens and WebSocket tickets."""
+"""Accounts: registration, API tokens and their revocation, WebSocket tickets, and closing the
+sockets of a disabled account or a revoked token (docs/protocol.md, "Closing codes")."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 import re
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model, password_validation
@@ -17,9 +19,15 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from communities.models import WsTicket
+from fanout.publish import publish_close
 from sphere.errors import Invalid, RateLimited
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{3,32}$")
+
+# The close codes of docs/protocol.md that the accounts cause (the gateway's protocol module
+# names the same numbers).
+CLOSE_CREDENTIAL_REVOKED = 4401  # authenticate again
+CLOSE_DISABLED = 4509  # do not reconnect
 
 
 def user_register(*, username: str, password: str) -> tuple[User, str]:
@@ -74,24 +82,88 @@ def user_authenticate(*, username: str, password: str, request: HttpRequest) -> 
 
 
 def token_issue(*, user: User) -> str:
-    """The user's API token: made on the first call, the same one on every later call."""
+    """The user's API token: made on the first call, the same one on every later call (a new
+    one after a revocation)."""
     token, _ = Token.objects.get_or_create(user=user)
     return token.key
+
+
+def token_reference(key: str) -> str:
+    """A non-secret reference of an API token (what a ticket issued with it records): its
+    digest. Never the token itself."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def token_revoke(*, user: User, key: str) -> None:
+    """Revoke the user's API token ``key`` at once: it stops authenticating, the tickets it
+    got and did not use yet stop working, and on commit the sockets opened with its tickets
+    close with 4401 in every gateway (the user's other sockets stay open). Revoking a token
+    already gone does nothing more."""
+    reference = token_reference(key)
+    user_id = user.pk
+    with transaction.atomic():
+        Token.objects.filter(user_id=user_id, key=key).delete()
+        WsTicket.objects.filter(user_id=user_id, credential=reference).delete()
+        transaction.on_commit(
+            lambda: publish_close(
+                user_ids=[user_id], code=CLOSE_CREDENTIAL_REVOKED, credential=reference
+            )
+        )
+
+
+def socket_refusal(*, user_id: int, credential: str) -> int | None:
+    """Checked once a socket is registered with the gateway (so that a disable or revocation
+    committed before it is seen here, and one committed after it reaches the socket as a
+    close): the close code when the account is disabled or gone (4509), or when the token the
+    socket's ticket was issued with (``credential``, empty for a session) is revoked (4401);
+    None when the socket may stay. One query."""
+    row = User.objects.filter(pk=user_id).values_list("is_active", "auth_token__key").first()
+    if row is None or not row[0]:
+        return CLOSE_DISABLED
+    if credential and (row[1] is None or token_reference(row[1]) != credential):
+        return CLOSE_CREDENTIAL_REVOKED
+    return None
+
+
+def user_saved(*, sender: Any, instance: User, created: bool, **kwargs: Any) -> None:
+    """A ``post_save`` receiver of the user model: an account saved disabled (from the admin,
+    a service or any ``save()``) has its open sockets closed with 4509 in every gateway once
+    the change commits. A save of other fields (``update_fields`` without ``is_active``) does
+    nothing."""
+    if created or instance.is_active:
+        return
+    update_fields = kwargs.get("update_fields")
+    if update_fields is not None and "is_active" not in update_fields:
+        return
+    user_id = instance.pk
+    transaction.on_commit(lambda: publish_close(user_ids=[user_id], code=CLOSE_DISABLED))
+
+
+def user_deleted(*, sender: Any, instance: User, **kwargs: Any) -> None:
+    """A ``post_delete`` receiver of the user model: a deleted account's open sockets close
+    with 4509 once the deletion commits, as a disabled one's."""
+    user_id = instance.pk
+    transaction.on_commit(lambda: publish_close(user_ids=[user_id], code=CLOSE_DISABLED))
 
 
 def _digest(ticket: str) -> str:
     return hashlib.sha256(ticket.encode()).hexdigest()
 
 
-def ws_ticket_issue(*, user: User) -> tuple[str, int]:
+def ws_ticket_issue(*, user: User, credential: str = "") -> tuple[str, int]:
     """A single-use WebSocket ticket valid ``WS_TICKET_TTL_S`` seconds; only its digest is
-    stored, so a database read does not reveal usable tickets."""
+    stored, so a database read does not reveal usable tickets. ``credential``: the reference
+    (``token_reference``) of the API token the ticket is issued with, empty for a session;
+    revoking that token closes the socket the ticket opens."""
     ttl = settings.WS_TICKET_TTL_S
     ticket = secrets.token_urlsafe(32)
     now = timezone.now()
     WsTicket.objects.filter(expires_at__lt=now - timedelta(hours=1)).delete()
     WsTicket.objects.create(
-        digest=_digest(ticket), user=user, expires_at=now + timedelta(seconds=ttl)
+        digest=_digest(ticket),
+        user=user,
+        expires_at=now + timedelta(seconds=ttl),
+        credential=credential,
     )
     return ticket, ttl
 
@@ -126,6 +198,8 @@ def ws_tickets_issue_many(
 
 def ws_ticket_redeem(*, ticket: str) -> User | None:
     """The ticket's active user, marking it used; None for a bad, used or expired ticket.
+    The user carries ``ws_credential``: the reference of the credential the ticket was issued
+    with (``ws_ticket_issue``), which the socket keeps.
 
     The conditional update makes redemption atomic: of two concurrent handshakes with one
     ticket, exactly one wins. On PostgreSQL the update returns the user in the same statement
@@ -140,8 +214,10 @@ def ws_ticket_redeem(*, ticket: str) -> User | None:
         found = list(
             User.objects.raw(
                 f"WITH won AS (UPDATE {tickets} SET used_at = %s"  # noqa: S608 (params only)
-                " WHERE digest = %s AND used_at IS NULL AND expires_at > %s RETURNING user_id)"
-                f" SELECT u.* FROM {users} u JOIN won ON u.id = won.user_id",
+                " WHERE digest = %s AND used_at IS NULL AND expires_at > %s"
+                " RETURNING user_id, credential)"
+                f" SELECT u.*, won.credential AS ws_credential FROM {users} u"
+                " JOIN won ON u.id = won.user_id",
                 [now, digest, now],
             )
         )
@@ -150,5 +226,9 @@ def ws_ticket_redeem(*, ticket: str) -> User | None:
         won = WsTicket.objects.filter(
             digest=digest, used_at__isnull=True, expires_at__gt=now
         ).update(used_at=now)
-        user = WsTicket.objects.select_related("user").get(digest=digest).user if won else None
+        user = None
+        if won:
+            redeemed = WsTicket.objects.select_related("user").get(digest=digest)
+            user = redeemed.user
+            user.ws_credential = redeemed.credential  # type: ignore[attr-defined]
     return user if user is not None and user.is_active else None

@@ -11,11 +11,17 @@ from django.utils import timezone
 
 from communities.models import Community, Invite, Membership
 from communities.roles import Role
+from communities.selectors import EXPIRED, REVOKED, USED_UP, invite_spent
 from communities.services.access import actor_membership, is_banned, require_role
 from communities.services.audit import audit_record
 from communities.services.members import _add_member
 from sphere.errors import Banned, Gone, Invalid, NotFound
 
+_SPENT_MESSAGES = {
+    REVOKED: "This invite was revoked.",
+    EXPIRED: "This invite has expired.",
+    USED_UP: "This invite is used up.",
+}
 DEFAULT_EXPIRY_S = 7 * 24 * 3600
 MAX_EXPIRY_S = 365 * 24 * 3600
 MAX_USES = 100_000
@@ -85,16 +91,13 @@ def invite_accept(*, actor: User, code: str) -> Membership:
         community = invite.community
         existing = actor_membership(actor=actor, community=community)
         if existing is not None:
-            return Membership.objects.select_related("user").get(pk=existing.pk)
-        if invite.revoked_at is not None:
-            raise Gone("This invite was revoked.")
-        if invite.expires_at is not None and invite.expires_at <= timezone.now():
-            raise Gone("This invite has expired.")
-        if invite.max_uses is not None and invite.uses >= invite.max_uses:
-            raise Gone("This invite is used up.")
+            return Membership.objects.select_related("user", "community").get(pk=existing.pk)
+        spent = invite_spent(invite)
+        if spent is not None:
+            raise Gone(_SPENT_MESSAGES[spent])
         if is_banned(community=community, user_id=actor.pk):
             raise Banned("You are banned from this community.")
         membership = _add_member(community=community, user_id=actor.pk)
         invite.uses += 1
         invite.save(update_fields=["uses"])
-    return Membership.objects.select_related("user").get(pk=membership.pk)
+    return Membership.objects.select_related("user", "community").get(pk=membership.pk)

@@ -8,10 +8,11 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from communities import events
-from communities.models import Community, Membership, Room, RoomMember
+from communities.models import Community, Membership, Room, RoomMember, community_name_key
 from communities.roles import Role
 from communities.services.access import require_role
 from communities.services.audit import audit_record, user_target
+from communities.services.communities import clean_name, clean_text
 from communities.services.members import user_get
 from sphere.errors import Conflict, Invalid, NotFound
 
@@ -22,9 +23,9 @@ _FIELDS = {"name", "topic", "private", "slow_mode_s"}
 def _clean(changes: dict[str, Any]) -> dict[str, Any]:
     cleaned = {k: v for k, v in changes.items() if k in _FIELDS}
     if "name" in cleaned:
-        cleaned["name"] = cleaned["name"].strip()
-        if not cleaned["name"]:
-            raise Invalid("A name is required.", fields={"name": ["This field may not be blank."]})
+        cleaned["name"] = clean_name(cleaned["name"])
+    if "topic" in cleaned:
+        cleaned["topic"] = clean_text(cleaned["topic"], field="topic")
     if "slow_mode_s" in cleaned and not 0 <= cleaned["slow_mode_s"] <= MAX_SLOW_MODE_S:
         raise Invalid("Bad slow mode.", fields={"slow_mode_s": [f"0 to {MAX_SLOW_MODE_S}."]})
     return cleaned
@@ -32,6 +33,17 @@ def _clean(changes: dict[str, Any]) -> dict[str, Any]:
 
 def _name_taken() -> Conflict:
     return Conflict("A room of that name exists.", fields={"name": ["This name is taken."]})
+
+
+def _refuse_taken_name(*, community: Community, name: str, room_id: int | None = None) -> None:
+    """Conflict if another room of the community has ``name`` by ``community_name_key`` (the
+    same comparison in both databases; the constraint on the lower-case name backs it up)."""
+    key = community_name_key(name)
+    others = Room.objects.filter(community=community)
+    if room_id is not None:
+        others = others.exclude(pk=room_id)
+    if any(community_name_key(other) == key for other in others.values_list("name", flat=True)):
+        raise _name_taken()
 
 
 def room_create(
@@ -43,12 +55,19 @@ def room_create(
     private: bool = False,
     slow_mode_s: int = 0,
 ) -> Room:
-    """A new room (admin and up); room names are unique per community, ignoring case.
-    Records ``room.create``."""
-    fields = _clean({"name": name, "topic": topic, "private": private, "slow_mode_s": slow_mode_s})
+    """A new room (admin and up); room names are unique per community, compared like
+    community names (``community_name_key``). Records ``room.create``."""
+    fields: dict[str, Any] = {
+        "name": name,
+        "topic": topic,
+        "private": private,
+        "slow_mode_s": slow_mode_s,
+    }
     try:
         with transaction.atomic():
             require_role(actor=actor, community=community, minimum=Role.ADMIN)
+            fields = _clean(fields)
+            _refuse_taken_name(community=community, name=fields["name"])
             room = Room.objects.create(community=community, **fields)
             events.grant_room_to_readers(room=room)
             audit_record(
@@ -66,12 +85,15 @@ def room_create(
 def room_update(*, actor: User, room: Room, changes: dict[str, Any]) -> Room:
     """Change a room: admins change anything, moderators only ``slow_mode_s``.
     Records ``room.update``."""
-    changes = _clean(changes)
+    changes = {k: v for k, v in changes.items() if k in _FIELDS}
     minimum = Role.MODERATOR if set(changes) <= {"slow_mode_s"} else Role.ADMIN
     try:
         with transaction.atomic():
             room = Room.objects.select_for_update().select_related("community").get(pk=room.pk)
             require_role(actor=actor, community=room.community, minimum=minimum)
+            changes = _clean(changes)  # after the role: permission comes before validation
+            if "name" in changes:
+                _refuse_taken_name(community=room.community, name=changes["name"], room_id=room.pk)
             finish = events.track_room(room=room)
             before = {field: getattr(room, field) for field in changes}
             for field, value in changes.items():

@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from fanout import metrics
 from fanout.connections import Link, LocalConnections
-from fanout.items import AccessItem, Item
+from fanout.items import AccessItem, CloseItem, Item
 from fanout.transport import PartitionStats, Transport
 
 logger = logging.getLogger(__name__)
@@ -125,9 +125,9 @@ def _publish_or_retry(items: Sequence[Item]) -> bool:
 
     if publish_many(items):
         return True
-    # Room events and access changes are retried in order; ephemeral frames (read markers,
-    # presence, typing) are not worth a late delivery.
-    kept = [item for item in items if persistent(item) or isinstance(item, AccessItem)]
+    # Room events, access changes and closes are retried in order; ephemeral frames (read
+    # markers, presence, typing) are not worth a late delivery.
+    kept = [item for item in items if persistent(item) or isinstance(item, AccessItem | CloseItem)]
     if len(kept) < len(items):
         metrics.DROPS.labels("publish_failed").inc(len(items) - len(kept))
     retrier.add_many(kept)

@@ -52,12 +52,23 @@ class RedisLink:
             local.loop.create_task(self._heartbeat()),
         ]
 
-    async def register(self, user_id: int) -> int:
+    async def admit(self, user_id: int, here: int, limit: int) -> tuple[int, bool]:
         await asyncio.wait_for(self.ready.wait(), timeout=10)
-        return await self.entries.register(user_id)
+        return await self.entries.admit(user_id, here, limit)
 
-    async def unregister(self, user_id: int) -> int:
-        return await self.entries.unregister(user_id)
+    async def register(self, user_id: int) -> int:
+        """Put the user back with this gateway's connections of the user, under no cap."""
+        here = len(self.local.connections.get(user_id, ()))
+        return (await self.admit(user_id, max(here, 1), 0))[0]
+
+    async def count(self, user_id: int, here: int) -> None:
+        await self.entries.count(user_id, here)
+
+    async def unregister(self, user_id: int, token: str = "") -> int:
+        return await self.entries.unregister(user_id, token)
+
+    async def offline_due(self, user_id: int, token: str) -> bool:
+        return await self.entries.offline_due(user_id, token)
 
     async def online(self, user_ids: Collection[int]) -> set[int]:
         return await self.entries.online(user_ids)

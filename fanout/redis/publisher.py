@@ -19,7 +19,16 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from fanout import metrics
-from fanout.items import AccessBatch, Batch, Bundle, Item, RoomItem, encode, partition_of
+from fanout.items import (
+    AccessBatch,
+    Batch,
+    Bundle,
+    CloseBatch,
+    Item,
+    RoomItem,
+    encode,
+    partition_of,
+)
 from fanout.redis.keys import Keys, sync_client
 
 logger = logging.getLogger(__name__)
@@ -167,6 +176,14 @@ class RedisHandoff:
         metrics.HANDOFFS.inc(len(batches))
 
 
+def _weight(batch: Batch) -> int:
+    if isinstance(batch, AccessBatch):
+        return sum(map(len, batch.frames))
+    if isinstance(batch, CloseBatch):
+        return 0
+    return len(batch.frame)
+
+
 def _entries(batches: list[Batch]) -> list[bytes]:
     """A gateway's batches as inbox entries, in order: one, or bundles of about
     ``BUNDLE_BYTES`` of frames each."""
@@ -176,7 +193,7 @@ def _entries(batches: list[Batch]) -> list[bytes]:
     run: list[Batch] = []
     size = 0
     for batch in batches:
-        weight = sum(map(len, batch.frames)) if isinstance(batch, AccessBatch) else len(batch.frame)
+        weight = _weight(batch)
         if run and size + weight > BUNDLE_BYTES:
             entries.append(encode(Bundle(tuple(run))) if len(run) > 1 else encode(run[0]))
             run, size = [], 0

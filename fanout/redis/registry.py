@@ -5,6 +5,11 @@ holding one of the user's connections; the sorted set ``Keys.gateways`` scores e
 its last heartbeat. Gateways register and unregister their users (``GatewayEntries``);
 partition workers locate a room's readers, shard by shard, and clean the entries of gateways
 that stopped heartbeating (``RedisRegistry``); presence asks who is online (``online_anywhere``).
+
+Beside it, in the same shard (one hash tag, so each script runs on one node): the connections
+each gateway holds per user (``counts_key``, the per-user cap ``WS_MAX_PER_USER`` summed over
+the live gateways) and each user's pending ``offline`` (``gone_key``: the token of the close
+that left the user with no connection, until the grace ends or the user comes back).
 """
 
 from __future__ import annotations
@@ -20,14 +25,29 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from fanout.connections import TooManyConnections, pending_online
 from fanout.redis.keys import Keys, sync_client, text
-from fanout.redis.scripts import LOCATE, REGISTER, UNREGISTER
+from fanout.redis.scripts import ADMIT, LOCATE, OFFLINE, UNREGISTER
 
 logger = logging.getLogger(__name__)
 
 # A gateway whose heartbeat is older than this is taken for dead.
 LIVE_MS = 15_000
 LARGE_ROOM = 2_000  # readers above this are looked up shard by shard, concurrently
+
+
+# How long a gateway trusts its list of the live gateways (for the per-user cap and offline).
+LIVE_REFRESH_S = 3.0
+
+
+def counts_key(keys: Keys, shard: int) -> str:
+    """Hash of a user shard: "user gateway" -> how many connections of the user it holds."""
+    return f"{keys.prefix}:{{u{shard}}}:conns"
+
+
+def gone_key(keys: Keys, shard: int) -> str:
+    """Hash of a user shard: user id -> the token of the user's pending ``offline``."""
+    return f"{keys.prefix}:{{u{shard}}}:gone"
 
 
 def shard_of(user_id: int, shards: int) -> int:
@@ -49,40 +69,96 @@ class GatewayEntries:
         self.keys = keys
         self.gateway_id = gateway_id
         self.shards = settings.FANOUT_USER_SHARDS
-        self.register_script = client.register_script(REGISTER)
+        self.admit_script = client.register_script(ADMIT)
         self.unregister_script = client.register_script(UNREGISTER)
+        self.offline_script = client.register_script(OFFLINE)
+        self.live = ""
+        self.live_at = -LIVE_REFRESH_S
 
-    async def register(self, user_id: int) -> int:
-        """Add the user; returns how many other gateways hold the user."""
-        key = self.keys.where(shard_of(user_id, self.shards))
+    def _keys(self, user_id: int) -> list[str]:
+        shard = shard_of(user_id, self.shards)
+        return [
+            self.keys.where(shard),
+            counts_key(self.keys, shard),
+            gone_key(self.keys, shard),
+        ]
+
+    async def _live(self) -> str:
+        """The live gateways, space-separated, this one included; read again every few
+        seconds (a gateway started since counts for nothing until then)."""
+        if time.monotonic() - self.live_at > LIVE_REFRESH_S:
+            now_ms = int(time.time() * 1000)
+            ids = await self.client.zrangebyscore(self.keys.gateways(), now_ms - LIVE_MS, "+inf")
+            self.live = " ".join({text(i) for i in ids} | {self.gateway_id})
+            self.live_at = time.monotonic()
+        return self.live
+
+    async def admit(self, user_id: int, here: int, limit: int) -> tuple[int, bool]:
+        """Record that this gateway holds ``here`` connections of the user, unless the live
+        gateways would hold more than ``limit`` (0: no cap): TooManyConnections. Returns how
+        many other gateways hold the user, and whether a pending offline was cancelled."""
         for attempt in range(5):
             try:
-                return int(await self.register_script(keys=[key], args=[user_id, self.gateway_id]))
+                live = await self._live()
+                answer = await self.admit_script(
+                    keys=self._keys(user_id),
+                    args=[user_id, self.gateway_id, here, limit, live],
+                )
+                break
             except RedisError:
                 if attempt == 4:
                     raise
                 await asyncio.sleep(0.1 * (attempt + 1))
-        return 0
+        others, resumed = (int(v) for v in cast(list[Any], answer))
+        if others < 0:
+            raise TooManyConnections
+        return others, bool(resumed)
 
-    async def unregister(self, user_id: int) -> int:
-        """Remove the user; returns how many gateways still hold the user."""
-        key = self.keys.where(shard_of(user_id, self.shards))
+    async def count(self, user_id: int, here: int) -> None:
+        """This gateway now holds ``here`` connections of the user (after a close)."""
+        key = counts_key(self.keys, shard_of(user_id, self.shards))
         try:
-            return int(await self.unregister_script(keys=[key], args=[user_id, self.gateway_id]))
+            await self.client.hset(key, f"{user_id} {self.gateway_id}", here)
+        except RedisError:
+            # Counted high until the user's next open or close here: the cap errs on the safe side.
+            logger.warning("fan-out: could not update a user's connection count")
+
+    async def unregister(self, user_id: int, token: str = "") -> int:
+        """Remove the user; returns how many gateways still hold the user. At none, with a
+        ``token``, the user's offline becomes pending under it."""
+        args: list[Any] = [user_id, self.gateway_id] + ([token] if token else [])
+        try:
+            return int(await self.unregister_script(keys=self._keys(user_id), args=args))
         except RedisError:
             # The heartbeat stops; workers skip a dead gateway and clean its entries.
             logger.warning("fan-out: could not unregister a user from the registry")
             return 0
 
+    async def offline_due(self, user_id: int, token: str) -> bool:
+        """The pending offline under ``token`` is taken, when no live gateway holds the user."""
+        try:
+            live = await self._live()
+            taken = await self.offline_script(keys=self._keys(user_id), args=[user_id, token, live])
+        except RedisError:
+            logger.warning("fan-out: could not read a user's pending offline")
+            return False
+        return bool(int(taken))
+
     async def online(self, user_ids: Collection[int]) -> set[int]:
+        """Users held by a gateway, or whose offline is pending (see ``online_anywhere``)."""
         grouped = by_shard(user_ids, self.shards)
         async with self.client.pipeline(transaction=False) as pipe:
             for shard, users in grouped.items():
                 pipe.hmget(self.keys.where(shard), users)
+                pipe.hmget(gone_key(self.keys, shard), users)
             answers = await pipe.execute()
         found: set[int] = set()
-        for users, values in zip(grouped.values(), answers, strict=True):
-            found.update(u for u, v in zip(users, values, strict=True) if v)
+        now_ms, grace = int(time.time() * 1000), settings.PRESENCE_GRACE_S
+        for index, users in enumerate(grouped.values()):
+            held, gone = answers[2 * index], answers[2 * index + 1]
+            for user_id, where, token in zip(users, held, gone, strict=True):
+                if where or pending_online(token, now_ms, grace):
+                    found.add(user_id)
         return found
 
 
@@ -157,7 +233,8 @@ class RedisRegistry:
         """Remove registry entries of gateways that stopped heartbeating, and their inboxes."""
         stale, self.stale = self.stale, []
         for user_id, gateway in stale:
-            await self.unregister(keys=[self.keys.where(shard_of(user_id, self.shards))],
+            shard = shard_of(user_id, self.shards)
+            await self.unregister(keys=[self.keys.where(shard), counts_key(self.keys, shard)],
                                   args=[user_id, gateway])  # fmt: skip
         now_ms = int(time.time() * 1000)
         dead = await self.client.zrangebyscore(self.keys.gateways(), 0, now_ms - LIVE_MS)
@@ -182,9 +259,16 @@ def online_anywhere(user_ids: Collection[int]) -> set[int]:
     pipe = client.pipeline(transaction=False)
     for shard, users in grouped.items():
         pipe.hmget(keys.where(shard), users)
+        pipe.hmget(gone_key(keys, shard), users)
+    answers = pipe.execute()
     found: set[int] = set()
-    for users, values in zip(grouped.values(), pipe.execute(), strict=True):
-        for user_id, value in zip(users, values, strict=True):
-            if value and live.intersection(value.decode().split()):
+    grace = settings.PRESENCE_GRACE_S
+    for index, users in enumerate(grouped.values()):
+        held, gone = answers[2 * index], answers[2 * index + 1]
+        for user_id, where, token in zip(users, held, gone, strict=True):
+            # A user whose offline is pending (closed within the grace) still counts.
+            if (where and live.intersection(where.decode().split())) or pending_online(
+                token, now_ms, grace
+            ):
                 found.add(user_id)
     return found

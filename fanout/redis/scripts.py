@@ -111,29 +111,73 @@ end
 return reply
 """
 
-# KEYS[1]: a user shard's hash; ARGV: user id, gateway id. Returns how many other gateways
-# held the user before.
-REGISTER = """
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if not cur then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return 0 end
-local n = 0
-for g in string.gmatch(cur, '%S+') do
-  if g == ARGV[2] then return n end
-  n = n + 1
-end
-redis.call('HSET', KEYS[1], ARGV[1], cur .. ' ' .. ARGV[2])
-return n
-"""
-
-# The reverse; returns how many gateways still hold the user.
+# KEYS[1]: a user shard's hash; ARGV: user id, gateway id. Removes the gateway from the user's
+# entry; returns how many gateways still hold the user. With KEYS[2] (the shard's
+# connection counts) the gateway's count goes too; with KEYS[3] (the shard's pending offlines)
+# and ARGV[3], a user held by no gateway any more gets ARGV[3] as its pending offline's token.
 UNREGISTER = """
+if KEYS[2] then redis.call('HDEL', KEYS[2], ARGV[1] .. ' ' .. ARGV[2]) end
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if not cur then return 0 end
 local out = {}
-for g in string.gmatch(cur, '%S+') do
+for g in string.gmatch(cur or '', '%S+') do
   if g ~= ARGV[2] then table.insert(out, g) end
 end
-if #out == 0 then redis.call('HDEL', KEYS[1], ARGV[1]) return 0 end
+if #out == 0 then
+  if cur then redis.call('HDEL', KEYS[1], ARGV[1]) end
+  if KEYS[3] and ARGV[3] then redis.call('HSET', KEYS[3], ARGV[1], ARGV[3]) end
+  return 0
+end
 redis.call('HSET', KEYS[1], ARGV[1], table.concat(out, ' '))
 return #out
+"""
+
+# A connection admitted under the per-user cap, and the gateway registered, in one call.
+# KEYS[1]: a user shard's hash (user -> gateways); KEYS[2]: its connection counts ("user gateway"
+# -> connections there); KEYS[3]: its pending offlines (user -> token). ARGV: user id, gateway
+# id, the gateway's connections of the user with the new one, the cap (0: none), then the
+# space-separated live gateways (a gateway not among them counts for nothing). Returns
+# {-1, 0} when the live gateways would hold more than the cap (nothing is written), else
+# {other gateways holding the user, 1 when the user came back while an offline was pending}.
+ADMIT = """
+local user, gw, here, cap = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local live = {}
+for g in string.gmatch(ARGV[5] or '', '%S+') do live[g] = true end
+local cur = redis.call('HGET', KEYS[1], user)
+local others, total, listed = 0, here, false
+for g in string.gmatch(cur or '', '%S+') do
+  if g == gw then
+    listed = true
+  else
+    others = others + 1
+    if live[g] then
+      total = total + tonumber(redis.call('HGET', KEYS[2], user .. ' ' .. g) or '1')
+    end
+  end
+end
+if cap > 0 and total > cap then return {-1, 0} end
+redis.call('HSET', KEYS[2], user .. ' ' .. gw, here)
+local resumed = 0
+if not listed then
+  if cur then
+    redis.call('HSET', KEYS[1], user, cur .. ' ' .. gw)
+  else
+    redis.call('HSET', KEYS[1], user, gw)
+  end
+  if others == 0 then resumed = redis.call('HDEL', KEYS[3], user) end
+end
+return {others, resumed}
+"""
+
+# KEYS[1]: a user shard's hash; KEYS[3]: its pending offlines. ARGV: user id, token, then the
+# space-separated live gateways. 1 (and the pending offline taken) when it is still the token's
+# and no live gateway holds the user; else 0.
+OFFLINE = """
+if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end
+local live = {}
+for g in string.gmatch(ARGV[3] or '', '%S+') do live[g] = true end
+for g in string.gmatch(redis.call('HGET', KEYS[1], ARGV[1]) or '', '%S+') do
+  if live[g] then return 0 end
+end
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1
 """

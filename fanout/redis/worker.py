@@ -99,6 +99,7 @@ class Worker:
         self.release = self.client.register_script(RELEASE)
         self.ack_routed = self.client.register_script(ROUTED)
         self.held: dict[int, asyncio.Task[None]] = {}
+        self.logged_held: list[int] | None = None  # the holding last logged
         # Until when each held lease is known valid: from just before the command that set or
         # renewed it, so never later than Redis lets it expire.
         self.lease_until: dict[int, float] = {}
@@ -188,6 +189,7 @@ class Worker:
             self.router.forget(partition, self.partitions)
             self.held[partition] = asyncio.create_task(self._work(partition))
         metrics.PARTITIONS_HELD.set(len(self.held))
+        self._log_holding()
         # The sweep and the registry's cleaning read the database and Redis at length: they
         # run beside the lease loop, never in its way (a late renewal would lose the leases).
         busy = self.housekeeping is not None and not self.housekeeping.done()
@@ -200,6 +202,16 @@ class Worker:
         clean_now = now - self.last_clean >= CLEAN_EVERY_S or bool(self.registry.stale)
         if sweep_now or clean_now:
             self.housekeeping = asyncio.create_task(self._housekeep(sweep_now))
+
+    def _log_holding(self) -> None:
+        """One line when the partitions this worker holds change: "holding 4 of 8 partitions:
+        0,2,5,7"."""
+        held = sorted(self.held)
+        if held == self.logged_held:
+            return
+        self.logged_held = held
+        logger.info("fan-out worker %s: holding %d of %d partitions: %s", self.id, len(held),
+                    self.partitions, ",".join(map(str, held)) or "none")  # fmt: skip
 
     async def _housekeep(self, sweep_now: bool) -> None:
         if sweep_now:

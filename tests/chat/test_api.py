@@ -520,12 +520,11 @@ def test_reactions_add_twice_is_one_and_remove(world: World, capture_fanout: Fan
     assert list(Reaction.objects.values_list("emoji", flat=True)) == ["🎉"]
 
 
-def test_reaction_short_names_and_bad_emoji(world: World) -> None:
+def test_reaction_emoji_and_bad_emoji(world: World) -> None:
     message = post(world.users["admin"], world.general)
     client = world.client("member")
-    assert client.put(reaction_url(message, ":thumbs_up:")).status_code == 200
     assert client.put(reaction_url(message, "👍🏽")).status_code == 200
-    for bad in ["a b", "x" * 65, "\t"]:
+    for bad in [":thumbs_up:", "a b", "x" * 65, "\t"]:
         response = client.put(reaction_url(message, bad))
         assert (response.status_code, response.json()["code"]) == (400, "invalid"), bad
 

@@ -51,7 +51,7 @@ async def test_banning_the_author_removes_the_room_from_their_sockets(world: Wor
     report = await sync_to_async(reported)(world, world.target, "nasty", "n1")
     target = await connect(world.target, sync={})
     page = await act(client, "ban_author", [report])
-    assert "1 report(s) resolved" in page
+    assert "Banned the author from the community." in page
     removed = await until(target, "room.removed")
     assert removed == {"type": "room.removed", "room": world.general.pk, "reason": "banned"}
     await report.arefresh_from_db()

@@ -284,7 +284,8 @@ async def test_cookie_needs_an_allowed_origin(world: World) -> None:
     cookie = (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
     without = WebsocketCommunicator(application, "/ws/v1/", headers=[cookie])
     assert (await without.connect())[0] is False
-    allowed = WebsocketCommunicator(application, "/ws/v1/", headers=[cookie, ORIGIN])
+    host = (b"host", b"127.0.0.1")
+    allowed = WebsocketCommunicator(application, "/ws/v1/", headers=[cookie, ORIGIN, host])
     assert (await allowed.connect())[0]
     assert (await recv(allowed))["user"]["id"] == world.users["member"].pk
     await allowed.disconnect()
@@ -499,7 +500,10 @@ async def test_a_sync_naming_an_unreadable_room_refuses_it_and_syncs_the_rest(
     await comm.disconnect()
 
 
-async def test_presence_online_and_offline_reach_another_reader(world: World) -> None:
+async def test_presence_online_and_offline_reach_another_reader(
+    world: World, settings: Any
+) -> None:
+    settings.PRESENCE_GRACE_S = 0.2  # offline comes after the grace (tests/chat/test_presence.py)
     user = world.users["member"]
     watcher = await connect(world.users["admin"], sync={})
     comm = await connect(user, sync={})

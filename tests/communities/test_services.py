@@ -41,7 +41,7 @@ def test_community_create_makes_owner_general_room_and_audit(user: Any) -> None:
 
 def test_community_create_derives_a_free_slug_and_refuses_a_taken_one(user: Any) -> None:
     community_services.community_create(actor=user, name="Chess")
-    second = community_services.community_create(actor=user, name="Chess")
+    second = community_services.community_create(actor=user, name="Chess!")  # names differ
     assert second.slug == "chess-2"
     with pytest.raises(Conflict):
         community_services.community_create(actor=user, name="Other", slug="chess")

@@ -162,9 +162,8 @@ def room(server: Server) -> tuple[int, str, list[tuple[int, str]]]:
     """A public community's general room and three users in it (the first one owns it)."""
     users = [server.register() for _ in range(3)]
     owner_token = users[0][1]
-    status, community = api(
-        server, "POST", "/api/v1/communities/", {"name": "E2E place"}, owner_token
-    )
+    name = f"E2E place {users[0][0]}"  # community names are unique (docs/api.md, "Names")
+    status, community = api(server, "POST", "/api/v1/communities/", {"name": name}, owner_token)
     assert status == 201
     slug = community["slug"]
     for _, token in users[1:]:

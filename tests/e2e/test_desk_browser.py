@@ -60,7 +60,7 @@ def test_a_moderator_bans_a_reported_author_from_the_queue(server: Server) -> No
         Select(browser.find_element(By.NAME, "action")).select_by_value("ban_author")
         browser.find_element(By.CSS_SELECTOR, "button[name=index]").click()
         wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "ul.messagelist")))
-        assert "1 report(s) resolved: ban_author" in browser.page_source
+        assert "Banned the author from the community." in browser.page_source
         browser.get(server.base + "/admin/communities/auditentry/?action=member.ban")
         wait.until(ready.presence_of_element_located((By.ID, "result_list")))
         rows = browser.find_element(By.ID, "result_list").text

@@ -88,7 +88,8 @@ class Place:
 def make_place(server: Server, rooms: int, members: int) -> Place:
     users = [server.register() for _ in range(members)]
     owner = users[0][1]
-    status, community = api(server, "POST", "/api/v1/communities/", {"name": "Fan-out"}, owner)
+    name = f"Fan-out {users[0][0]}"  # community names are unique (docs/api.md, "Names")
+    status, community = api(server, "POST", "/api/v1/communities/", {"name": name}, owner)
     assert status == 201, community
     slug = community["slug"]
     for _, token in users[1:]:

@@ -85,7 +85,12 @@ async def test_a_stalled_reader_is_closed_and_others_get_everything(
         alive.cancel()
     assert seqs == list(range(1, MESSAGES + 1))
 
-    # The server gave up on the stalled connection: the user is no longer online.
+    # The server gave up on the stalled connection: once the presence grace is over, the
+    # user is told offline (docs/protocol.md, "Presence") and is no longer online.
+    while True:
+        frame = await watcher.next("presence")
+        if frame["user"]["id"] == slow_id and frame["status"] == "offline":
+            break
     status, presence = api(server, "GET", f"/api/v1/rooms/{room_id}/presence", None, watch_token)
     assert status == 200
     assert slow_id not in presence["online"]

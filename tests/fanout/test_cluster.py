@@ -192,8 +192,13 @@ async def test_the_tier_runs_on_a_redis_cluster(on_cluster: dict[int, frozenset[
         keys = redis_keys.Keys()
         await _until(lambda: client.hget(keys.routed(2), str(room)) == b"2", "routed seqs")
         await _until(lambda: client.hget(keys.routed(1), str(QUIET_ROOM)) == b"7", "the sweep")
-        # The last socket of a user closing unregisters the user (a script on its slot).
-        assert await gateway.detach(alice) is True
+        # The last socket of a user closing unregisters the user (a script on its slot); the
+        # user counts as online while the offline is pending, until it is taken.
+        token = await gateway.leave(alice)
+        assert token is not None
+        assert await gateway.online([101, 102]) == {101, 102}
+        assert await gateway.offline_due(101, token) is True
+        assert await gateway.offline_due(101, token) is False  # announced once
         assert await gateway.online([101, 102]) == {102}
     finally:
         worker.stop()

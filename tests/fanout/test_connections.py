@@ -37,11 +37,14 @@ class SlowLink:
         self.unregistering = asyncio.Event()
         self.finish_unregister = asyncio.Event()
 
-    async def register(self, user_id: int) -> int:
-        self.where[user_id] = self.where.get(user_id, 0) + 1
-        return 0
+    async def admit(self, user_id: int, here: int, limit: int) -> tuple[int, bool]:
+        self.where[user_id] = 1  # registered (once, however many sockets)
+        return 0, False
 
-    async def unregister(self, user_id: int) -> int:
+    async def count(self, user_id: int, here: int) -> None:
+        pass
+
+    async def unregister(self, user_id: int, token: str) -> int:
         self.unregistering.set()
         await self.finish_unregister.wait()
         self.where.pop(user_id, None)

@@ -234,7 +234,7 @@ def test_record_in_db_costs_the_same_whatever_the_readers(
     # (up to the backend's batch size), release.
     for readers in ([1], list(range(1, 401))):
         with django_assert_num_queries(7):
-            reach._record_in_db(1, links, readers)
+            reach._record_in_db(1, 1, links, readers)
     assert LinkReader.objects.count() == 800
     assert reach_of(community_id=1, url=one) == (400, 2)
     assert reach_of(community_id=1, url=two) == (400, 2)
@@ -294,8 +294,9 @@ def test_reach_of_a_missing_community_is_404(world: World) -> None:
 @pytest.mark.usefixtures("embedded")
 def test_reach_answers_the_normalized_url_and_its_counts() -> None:
     world = build_world("private")
-    count(community_id=world.community.pk, urls=[URL], reader_ids=[1, 2, 3])
-    count(community_id=world.community.pk, urls=[URL], reader_ids=[3, 4])
+    room = world.general.pk
+    count(community_id=world.community.pk, urls=[URL], reader_ids=[1, 2, 3], message=(room, 1))
+    count(community_id=world.community.pk, urls=[URL], reader_ids=[3, 4], message=(room, 2))
     response = world.client("moderator").get(path(world, "HTTPS%3A%2F%2FEXAMPLE.com%2Fa%2F%23frag"))
     assert response.status_code == 200
     assert response.json() == {"url": URL, "reach": 4, "shares": 2}
@@ -454,7 +455,7 @@ async def test_record_on_redis_uses_the_given_client_and_one_slot(scaled: Any) -
         )
     finally:
         await client.aclose()
-    assert len(keys) == 4
+    assert len(keys) == 6  # per URL: room 5's readers and messages, the rooms it was posted in
     assert all(":{c3}:" in key for key in keys)
     assert await asyncio.to_thread(reach_of, community_id=3, url=URL) == (3, 2)
     assert await asyncio.to_thread(reach_of, community_id=3, url="https://b.example/") == (2, 1)
@@ -473,9 +474,101 @@ async def test_record_on_redis_counts_a_message_handed_over_twice_once(scaled: A
 @pytest.mark.django_db
 def test_reach_endpoint_reads_redis(scaled: Any) -> None:
     world = build_world("private")
-    count(community_id=world.community.pk, urls=[URL], reader_ids=[1, 2])
+    count(
+        community_id=world.community.pk,
+        urls=[URL],
+        reader_ids=[1, 2],
+        message=(world.general.pk, 1),
+    )
     response = world.client("moderator").get(path(world))
     assert response.status_code == 200
     assert response.json() == {"url": URL, "reach": 2, "shares": 1}
     outsider = client_for(UserFactory())
     assert outsider.get(path(world)).status_code == 404
+
+
+# --- only the rooms the caller can read count ---------------------------------------------------
+
+
+def _share_in_both_rooms(world: World) -> None:
+    """The URL posted once in the general room (readers 1-3) and once in the private room
+    (readers 3-6)."""
+    community = world.community.pk
+    count(community_id=community, urls=[URL], reader_ids=[1, 2, 3], message=(world.general.pk, 1))
+    count(
+        community_id=community,
+        urls=[URL],
+        reader_ids=[3, 4, 5, 6],
+        message=(world.private_room.pk, 1),
+    )
+
+
+def _reach_seen_by(world: World, user: Any) -> dict[str, Any]:
+    response = client_for(user).get(path(world))
+    assert response.status_code == 200, response.content
+    return dict(response.json())
+
+
+def _private_rooms_apply(world: World) -> None:
+    from communities.roles import Role
+    from tests.factories import MembershipFactory
+
+    _share_in_both_rooms(world)
+    outside = MembershipFactory(community=world.community, role=Role.MODERATOR).user
+    # A moderator outside the private room sees the general room only.
+    assert _reach_seen_by(world, outside) == {"url": URL, "reach": 3, "shares": 1}
+    # The admin reads every room; so does the moderator who is a member of the private room.
+    for standing in ("admin", "owner", "moderator"):
+        seen = _reach_seen_by(world, world.users[standing])
+        assert seen == {"url": URL, "reach": 6, "shares": 2}, standing
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("embedded")
+def test_a_private_room_counts_only_for_its_readers() -> None:
+    _private_rooms_apply(build_world("public"))
+
+
+@pytest.mark.services
+@pytest.mark.django_db
+def test_a_private_room_counts_only_for_its_readers_on_redis(scaled: Any) -> None:
+    _private_rooms_apply(build_world("private"))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("embedded")
+def test_counts_without_a_room_show_only_to_who_reads_every_room() -> None:
+    """Rows counted before reach was kept per room."""
+    from communities.roles import Role
+    from tests.factories import MembershipFactory
+
+    world = build_world("public")
+    _share_in_both_rooms(world)
+    old = LinkStat.objects.create(
+        community_id=world.community.pk, digest=reach.digest_of(URL), url=URL, shares=4
+    )
+    LinkReader.objects.bulk_create([LinkReader(link=old, user_id=u) for u in (6, 7)])
+    outside = MembershipFactory(community=world.community, role=Role.MODERATOR).user
+    assert _reach_seen_by(world, outside) == {"url": URL, "reach": 3, "shares": 1}
+    assert _reach_seen_by(world, world.users["admin"]) == {"url": URL, "reach": 7, "shares": 6}
+
+
+@pytest.mark.services
+@pytest.mark.django_db
+def test_counts_without_a_room_show_only_to_who_reads_every_room_on_redis(scaled: Any) -> None:
+    from communities.roles import Role
+    from fanout.redis.keys import Keys
+    from tests.factories import MembershipFactory
+
+    world = build_world("public")
+    _share_in_both_rooms(world)
+    keys, digest = Keys(), reach.digest_of(URL)
+    client = redis.Redis.from_url(scaled.REDIS_URL)
+    try:
+        client.pfadd(keys.reach(world.community.pk, digest), 6, 7)
+        client.sadd(keys.shares(world.community.pk, digest), "900:1", "900:2")
+    finally:
+        client.close()
+    outside = MembershipFactory(community=world.community, role=Role.MODERATOR).user
+    assert _reach_seen_by(world, outside) == {"url": URL, "reach": 3, "shares": 1}
+    assert _reach_seen_by(world, world.users["admin"]) == {"url": URL, "reach": 7, "shares": 4}

@@ -30,6 +30,7 @@ describe("hello", () => {
       user: ME,
       heartbeat_s: 25,
       rooms: [room(ROOM, { head_seq: 41, unread: 3, topic: "new topic" })],
+      online: [7, 9],
     });
     assert.deepEqual([...page.state.rooms.keys()], [ROOM]);
     const kept = page.state.rooms.get(ROOM);
@@ -37,7 +38,8 @@ describe("hello", () => {
     assert.equal(kept.counted, 41);
     assert.equal(kept.unread, 3);
     assert.equal(kept.topic, "new topic");
-    assert.equal(page.state.online.size, 0);
+    // hello's, and the user themself; not what was known before
+    assert.deepEqual([...page.state.online], [7, 9, ME.id]);
     assert.equal(called("refreshMembers").length, 1);
     assert.ok(called("renderSidebar").length >= 1);
   });

@@ -87,8 +87,9 @@ export function createHandlers(state, ui) {
 
   /** @param {HelloFrame} frame */
   function onHello(frame) {
-    // Who is online is told again from here (presence frames, and the members panel).
-    state.online = new Set();
+    // Who is online starts again from here: hello's ``online`` (the connected users sharing a
+    // room of at most 500 members, the user excepted), then presence frames keep it current.
+    state.online = new Set([...(frame.online || []), frame.user.id]);
     ui.refreshMembers();
     const readable = new Set(frame.rooms.map((r) => r.id));
     for (const roomId of [...state.rooms.keys()]) {

@@ -73,6 +73,8 @@ export async function loadMembers() {
   const roomId = state.current;
   if (roomId === null) return;
   try {
+    // Who is online comes from hello and presence frames; the open panel asks once more,
+    // since hello and presence leave out rooms of more than 500 members.
     const [members, presence] = await Promise.all([
       apiAll(`/api/v1/rooms/${roomId}/members`, 3),
       api("GET", `/api/v1/rooms/${roomId}/presence`),
@@ -85,7 +87,7 @@ export async function loadMembers() {
   }
 }
 
-// The members panel follows the open room, and who is online after a reconnect.
+// The members panel follows the open room, and its members after a reconnect.
 export function refreshMembers() {
   if (!$("members").hidden) loadMembers();
 }

@@ -82,13 +82,15 @@
 // --- frames from the server --------------------------------------------------------------------
 
 /**
- * Right after connecting: the rooms the user can read, with their head and unread count.
+ * Right after connecting: the rooms the user can read, with their head and unread count, and
+ * who is online among the users sharing a room of at most 500 members (the user excepted).
  * @typedef {object} HelloFrame
  * @property {"hello"} type
  * @property {number} protocol
  * @property {User} user
  * @property {number} heartbeat_s
  * @property {Room[]} rooms
+ * @property {number[]} online user ids
  */
 
 /**
