@@ -12,15 +12,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+MAKE = shutil.which("make")
 DEV_TOOLS = ("mypy", "ruff", "selenium", "matplotlib", "pytest", "py-spy", "schemathesis")
 
-pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+pytestmark = pytest.mark.skipif(MAKE is None, reason="make is not installed")
 
 
 def _installs(target: str) -> list[str]:
     """The ``pip install -e`` lines ``make TARGET`` would run on a machine without a venv."""
-    out = subprocess.run(
-        ["make", "-n", "-B", target, "VENV=/nonexistent/sphere-venv"],
+    assert MAKE is not None
+    out = subprocess.run(  # noqa: S603 (fixed arguments)
+        [MAKE, "-n", "-B", target, "VENV=/nonexistent/sphere-venv"],
         cwd=ROOT,
         capture_output=True,
         text=True,
