@@ -25,7 +25,8 @@ PYTEST_ARGS ?=
         test test-embedded test-scaled bench bench-full clean
 
 # One stamp per set of extras: the server alone; honcho for run-scaled; the development tools
-# (tests, linters, type checks); the benchmark's profiler and plots.
+# (tests, linters, type checks, and the plots the suite's benchmark run draws); the benchmark's
+# profiler.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
