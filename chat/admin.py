@@ -99,6 +99,7 @@ class ReportAdmin(DeskAdmin):
     list_filter = [
         "status",
         ("message__room__community", admin.RelatedOnlyFieldListFilter),
+        "message__room__kind",
         ("message__room", admin.RelatedOnlyFieldListFilter),
         "resolution",
         "created_at",
@@ -112,7 +113,9 @@ class ReportAdmin(DeskAdmin):
 
     @admin.display(description="community", ordering="message__room__community__slug")
     def community_link(self, report: Report) -> Any:
-        return link(report.message.room.community)
+        # A DM's reports reach site staff (superusers) alone (docs/dms.md).
+        community = report.message.room.community
+        return "direct message" if community is None else link(community)
 
     @admin.display(description="room")
     def room_link(self, report: Report) -> Any:
@@ -293,10 +296,17 @@ class BlockedTermAdmin(DeskAdmin):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "community":
-            # Terms are added only where the user moderates (the service's rule, shown early).
-            kwargs["queryset"] = Community.objects.filter(
-                pk__in=moderated_community_ids(user=request.user)
+            # Terms are added only where the user moderates (the service's rule, shown early);
+            # superusers may leave it empty for a site term, applied in DMs (docs/dms.md).
+            site_staff = bool(getattr(request.user, "is_superuser", False))
+            kwargs["queryset"] = (
+                Community.objects.all()
+                if site_staff
+                else Community.objects.filter(pk__in=moderated_community_ids(user=request.user))
             )
+            kwargs["required"] = not site_staff
+            if site_staff:
+                kwargs["help_text"] = "Empty: a site term, applied in direct messages."
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:

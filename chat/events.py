@@ -48,8 +48,8 @@ def append_event(
             room_id=room.pk,
             seq=event.seq,
             frame=frame,
-            community_id=community_id,
-            urls=urls,
+            community_id=community_id or 0,  # a DM: none (and no link reach)
+            urls=urls if community_id is not None else (),
             access_version=access_version,
         )
 

@@ -31,6 +31,14 @@ class Message(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     edited_at = models.DateTimeField(null=True, blank=True)
     deleted = models.BooleanField(default=False)
+    # A reply in the thread of this top-level message of the same room (docs/threads.md).
+    thread_root = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="thread_replies"
+    )
+    # On a root: its thread's summary, kept by the writer under the room's lock with each reply.
+    thread_reply_count = models.PositiveIntegerField(default=0)
+    thread_last_reply_at = models.DateTimeField(null=True, blank=True)
+    thread_participants = models.JSONField(default=list, blank=True)  # user ids, first reply first
 
     class Meta:
         ordering = ["room_id", "seq"]
@@ -40,10 +48,34 @@ class Message(models.Model):
                 fields=["room", "author", "client_msg_id"], name="message_idempotency"
             ),
         ]
-        indexes = [models.Index(fields=["room", "author", "-created_at"])]
+        indexes = [
+            models.Index(fields=["room", "author", "-created_at"]),
+            models.Index(fields=["thread_root", "seq"], name="message_thread_seq"),
+        ]
 
     def __str__(self) -> str:
         return f"message {self.pk} in room {self.room_id} seq {self.seq}"
+
+
+class ThreadFollow(models.Model):
+    """A user's standing in one thread: whether they follow it, and their thread read marker
+    (the seq of the last reply they read). One row per user and thread they touched, never
+    one per message (docs/threads.md)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="thread_follows")
+    root = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="follows")
+    following = models.BooleanField(default=True)
+    read_seq = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "root"], name="thread_follow_unique"),
+        ]
+        indexes = [models.Index(fields=["user", "following"], name="thread_follow_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {'follows' if self.following else 'left'} thread {self.root_id}"
 
 
 class RoomEvent(models.Model):
@@ -134,7 +166,10 @@ class BlockedTerm(models.Model):
         BLOCK = "block"
         FLAG = "flag"
 
-    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="terms")
+    # None: a site-wide term, applied in direct messages (which have no community).
+    community = models.ForeignKey(
+        Community, on_delete=models.CASCADE, related_name="terms", null=True, blank=True
+    )
     term = models.CharField(max_length=100)
     action = models.CharField(max_length=5, choices=Action.choices, default=Action.BLOCK)
 
@@ -142,7 +177,13 @@ class BlockedTerm(models.Model):
         verbose_name = "automod term"  # the desk's name for these (docs/moderation.md)
         constraints = [
             models.UniqueConstraint(fields=["community", "term"], name="blocked_term_unique"),
+            models.UniqueConstraint(
+                fields=["term"],
+                condition=models.Q(community__isnull=True),
+                name="blocked_term_site_unique",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.action} '{self.term}' in {self.community_id}"
+        where = self.community_id if self.community_id is not None else "direct messages"
+        return f"{self.action} '{self.term}' in {where}"

@@ -41,6 +41,7 @@ class MessageSend(ClientFrame, tag="message.send"):
     client_msg_id: ClientMsgId
     body: Body
     reply_to: Id | None = None
+    thread_root: Id | None = None
 
 
 class MessageEdit(ClientFrame, tag="message.edit"):
@@ -139,11 +140,14 @@ class User(msgspec.Struct):
 
 
 class Room(msgspec.Struct, kw_only=True):
-    """A room as the reader sees it: `community` is its community's slug, `unread` counts the
-    messages of others after the reader's read marker."""
+    """A room as the reader sees it: `community` is its community's slug (null for a DM),
+    `unread` counts the messages of others after the reader's read marker; a DM (`kind`
+    "dm") lists its `members`, the reader included (null for a channel)."""
 
     id: int
-    community: str
+    kind: Literal["channel", "dm"] = "channel"
+    community: str | None
+    members: list[User] | None = None
     name: str
     topic: str
     private: bool
@@ -161,6 +165,14 @@ class Reaction(msgspec.Struct, kw_only=True):
     me: bool
 
 
+class ThreadSummary(msgspec.Struct, kw_only=True):
+    """A root's thread: its replies, the last one's time, the repliers (first reply first)."""
+
+    reply_count: int
+    last_reply_at: Timestamp
+    participants: list[int]
+
+
 class Message(msgspec.Struct, kw_only=True):
     """`seq` is the seq of its `message.new`; `event_seq` the seq of the last event that
     changed it (apply an event to a message you hold only when the event's seq is higher). A
@@ -173,6 +185,8 @@ class Message(msgspec.Struct, kw_only=True):
     author: User
     body: str
     reply_to: int | None
+    thread_root: int | None = None
+    thread: ThreadSummary | None = None
     mentions: list[int]
     reactions: list[Reaction]
     created_at: Timestamp
@@ -298,6 +312,16 @@ class ReactionRemoved(ServerFrame, tag="reaction.removed"):
     user: User
 
 
+class ThreadUpdated(ServerFrame, tag="thread.updated"):
+    """A root's thread changed (a reply was posted): its new summary. A room event with its
+    own seq, right after the reply's `message.new`."""
+
+    room: int
+    seq: int
+    message_id: int
+    thread: ThreadSummary
+
+
 CLIENT_FRAMES = [
     MessageSend,
     MessageEdit,
@@ -327,4 +351,5 @@ SERVER_FRAMES = [
     MessageDeleted,
     ReactionAdded,
     ReactionRemoved,
+    ThreadUpdated,
 ]

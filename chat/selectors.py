@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from django.contrib.auth.models import User
 from django.db import connection
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from chat.models import Message, Reaction, ReadMarker, Report
+from chat.models import Message, Reaction, ReadMarker, Report, ThreadFollow
 from chat.services.reactions import clean_emoji_lookup
 from communities.models import Community, Room
 from communities.roles import Role
@@ -38,6 +38,57 @@ def message_get_for_reader(*, actor: User, message_id: int) -> Message:
     return message
 
 
+def thread_root_for_reader(*, actor: User, message_id: int) -> Message:
+    """A top-level message the caller can read, whose thread is asked for; NotFound alike for
+    a missing or unreadable message and for a reply (a reply has no thread of its own)."""
+    message = message_get_for_reader(actor=actor, message_id=message_id)
+    if message.thread_root_id is not None:
+        raise NotFound("No such thread.")
+    return message
+
+
+def thread_replies(
+    *, root: Message, after_seq: int | None = None, limit: int = DEFAULT_LIMIT
+) -> tuple[list[Message], bool]:
+    """A page of the thread's replies in ascending seq (after ``after_seq``, else from the
+    first), and whether more follow."""
+    limit = max(1, min(limit, MAX_LIMIT))
+    qs = (
+        Message.objects.filter(thread_root=root)
+        .select_related("author")
+        .prefetch_related("reactions")
+    )
+    if after_seq is not None:
+        qs = qs.filter(seq__gt=after_seq)
+    page = list(qs.order_by("seq")[: limit + 1])
+    return page[:limit], len(page) > limit
+
+
+def my_threads(*, user: User) -> QuerySet[ThreadFollow]:
+    """The threads ``user`` follows in rooms they can read, the latest reply first, each with
+    ``unread``: replies by others after the user's thread marker (the root excluded). The
+    counts come from each follow's marker over the replies' (thread, seq) index: no row per
+    message per user."""
+    readable = Room.objects.filter(readable_rooms_filter(user)).values("pk")
+    unread = (
+        Message.objects.filter(
+            thread_root=OuterRef("root_id"), deleted=False, seq__gt=OuterRef("read_seq")
+        )
+        .exclude(author=user)
+        .order_by()
+        .values("thread_root")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return (
+        ThreadFollow.objects.filter(user=user, following=True, root__room_id__in=readable)
+        .select_related("root__author")
+        .prefetch_related("root__reactions")
+        .annotate(unread=Coalesce(Subquery(unread[:1], output_field=IntegerField()), Value(0)))
+        .order_by(F("root__thread_last_reply_at").desc(nulls_last=True), "-root_id")
+    )
+
+
 def reactions_with_emoji(*, message: Message, emoji: str) -> QuerySet[Reaction]:
     """The reactions with ``emoji`` on a message the caller can read (see
     message_get_for_reader), oldest first, with their users. Raises Invalid for a bad emoji."""
@@ -56,11 +107,15 @@ def history(
     before_seq: int | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> tuple[list[Message], bool]:
-    """A page of the room's messages in ascending seq, and whether more exist beyond it in
-    the direction asked (older without a cursor or with ``before_seq``, newer with
-    ``after_seq``)."""
+    """A page of the room's top-level messages in ascending seq (thread replies are read with
+    their thread: ``thread_replies``), and whether more exist beyond it in the direction asked
+    (older without a cursor or with ``before_seq``, newer with ``after_seq``)."""
     limit = max(1, min(limit, MAX_LIMIT))
-    qs = Message.objects.filter(room=room).select_related("author").prefetch_related("reactions")
+    qs = (
+        Message.objects.filter(room=room, thread_root__isnull=True)
+        .select_related("author")
+        .prefetch_related("reactions")
+    )
     if after_seq is not None:
         page = list(qs.filter(seq__gt=after_seq).order_by("seq")[: limit + 1])
         return page[:limit], len(page) > limit
@@ -71,10 +126,11 @@ def history(
 
 
 def unread_subquery(user: User) -> Coalesce:
-    """Messages by others after the user's read marker, per room (for ``annotate``)."""
+    """Top-level messages by others after the user's read marker, per room (for
+    ``annotate``)."""
     marker = ReadMarker.objects.filter(room=OuterRef(OuterRef("pk")), user=user).values("seq")
     counts = (
-        Message.objects.filter(room=OuterRef("pk"), deleted=False)
+        Message.objects.filter(room=OuterRef("pk"), deleted=False, thread_root__isnull=True)
         .exclude(author=user)
         .filter(seq__gt=Coalesce(Subquery(marker[:1]), Value(0)))
         .order_by()
@@ -91,7 +147,8 @@ def rooms_with_unread(*, user: User) -> QuerySet[Room]:
 
 def rooms_for_hello(*, user_id: int) -> list[tuple[Room, int]]:
     """What ``rooms_with_unread`` answers, for a connection's ``hello``, as (room, unread)
-    pairs in ``rooms_readable``'s order; each room's community carries its slug alone.
+    pairs in ``rooms_readable``'s order; each room's community carries its slug alone (a DM's
+    is None).
 
     One statement written by hand, its rows made into rooms without the ORM's query machinery:
     every connection that opens reads it, and the ORM spends several times the database's
@@ -106,11 +163,12 @@ def rooms_for_hello(*, user_id: int) -> list[tuple[Room, int]]:
     sql = (
         # Table and column names from the models, every value a parameter.
         f"SELECT {columns}, c.slug, (SELECT COUNT(*) FROM {message} m"  # noqa: S608
-        " WHERE m.room_id = r.id AND NOT m.deleted AND m.author_id <> %s"
+        " WHERE m.room_id = r.id AND NOT m.deleted AND m.thread_root_id IS NULL"
+        " AND m.author_id <> %s"
         " AND m.seq > COALESCE(k.seq, 0))"
-        f" FROM {room} r JOIN {community} c ON c.id = r.community_id"
+        f" FROM {room} r LEFT JOIN {community} c ON c.id = r.community_id"
         f" LEFT JOIN {marker} k ON k.room_id = r.id AND k.user_id = %s"
-        f" WHERE r.id IN ({readable}) ORDER BY c.slug, r.name"
+        f" WHERE r.id IN ({readable}) ORDER BY c.slug IS NULL, c.slug, r.name, r.id"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [user_id, user_id, *params])
@@ -133,18 +191,21 @@ def rooms_for_hello(*, user_id: int) -> list[tuple[Room, int]]:
             for convert in converters:
                 values[index] = convert(values[index], col, connection)
         each = Room.from_db(connection.alias, names, values)
-        if each.community_id not in communities:
-            communities[each.community_id] = Community(pk=each.community_id, slug=row[slug_at])
-        each.community = communities[each.community_id]
+        if each.community_id is None:  # a DM
+            each.community = None
+        else:
+            if each.community_id not in communities:
+                communities[each.community_id] = Community(pk=each.community_id, slug=row[slug_at])
+            each.community = communities[each.community_id]
         rooms.append((each, int(row[slug_at + 1])))
     return rooms
 
 
 def unread_for_room(room_id: int, user_ids: list[int]) -> dict[int, int]:
-    """Each user's unread count in one room, in one query."""
+    """Each user's unread count in one room (top-level messages), in one query."""
     marker = ReadMarker.objects.filter(room_id=room_id, user=OuterRef("pk")).values("seq")
     counts = (
-        Message.objects.filter(room_id=room_id, deleted=False)
+        Message.objects.filter(room_id=room_id, deleted=False, thread_root__isnull=True)
         .exclude(author=OuterRef("pk"))
         .filter(seq__gt=Coalesce(Subquery(marker[:1]), Value(0)))
         .order_by()
@@ -213,6 +274,8 @@ def report_get_for_moderator(*, actor: User, report_id: int) -> Report:
     if report is None:
         raise NotFound("No such report.")
     community = report.message.room.community
+    if community is None:  # a DM's reports reach site staff in the admin alone (docs/dms.md)
+        raise NotFound("No such report.")
     try:
         require_role(actor=actor, community=community, minimum=Role.MODERATOR)
     except ApplicationError as exc:

@@ -26,6 +26,17 @@ def reactions_summary(reactions: list[Reaction], viewer_id: int | None) -> list[
     return [{"emoji": e, "count": n, "me": e in mine} for e, n in counts.items()]
 
 
+def thread_summary(message: Message) -> dict[str, Any] | None:
+    """A root's ``thread`` (docs/threads.md); None while it has no reply."""
+    if not message.thread_reply_count:
+        return None
+    return {
+        "reply_count": message.thread_reply_count,
+        "last_reply_at": iso(message.thread_last_reply_at),
+        "participants": list(message.thread_participants),
+    }
+
+
 def message_dict(
     message: Message, *, viewer_id: int | None = None, fresh: bool = False
 ) -> dict[str, Any]:
@@ -43,6 +54,8 @@ def message_dict(
         "author": user_dict(message.author),
         "body": "" if message.deleted else message.body,
         "reply_to": message.reply_to_id,
+        "thread_root": message.thread_root_id,
+        "thread": thread_summary(message),
         "mentions": list(message.mentions),
         "reactions": reactions_summary(reactions, viewer_id),
         "created_at": iso(message.created_at),

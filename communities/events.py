@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from django.db import transaction
 
 from communities.models import Community, Room
-from communities.selectors import readable_rooms_filter, room_reader_ids
+from communities.selectors import dm_members, readable_rooms_filter, room_reader_ids
 from fanout import publish
 from sphere.formats import iso
 
@@ -53,10 +53,18 @@ class _Hooks:
 hooks = _Hooks()
 
 
-def room_info(room: Room, unread: int) -> dict[str, Any]:
+def room_info(
+    room: Room, unread: int, members: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The Room of docs/protocol.md; a DM's ``members`` are read unless given."""
+    dm = room.community_id is None
+    if dm and members is None:
+        members = dm_members([room.pk]).get(room.pk, [])
     return {
         "id": room.pk,
-        "community": room.community.slug,
+        "kind": Room.Kind.DM.value if dm else Room.Kind.CHANNEL.value,
+        "community": room.community.slug if room.community is not None else None,
+        "members": members if dm else None,
         "name": room.name,
         "topic": room.topic,
         "private": room.private,

@@ -85,7 +85,21 @@ class Membership(models.Model):
 
 
 class Room(models.Model):
-    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="rooms")
+    """A room of a community (``kind`` channel) or a direct message (``kind`` dm): a room with
+    no community, read by its members only (docs/dms.md)."""
+
+    class Kind(models.TextChoices):
+        CHANNEL = "channel"
+        DM = "dm"
+
+    community = models.ForeignKey(
+        Community, on_delete=models.CASCADE, related_name="rooms", null=True, blank=True
+    )
+    kind = models.CharField(max_length=7, choices=Kind.choices, default=Kind.CHANNEL)
+    # A DM's exact member set, its sorted user ids joined by commas: unique, so that two
+    # racing creates of the same set find one room. None for a channel, and for a group DM
+    # whose members, after one left, are the set of another DM (found by its id alone).
+    dm_key = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
     name = models.CharField(max_length=64)
     topic = models.CharField(max_length=500, blank=True, default="")
     private = models.BooleanField(default=False)
@@ -102,14 +116,29 @@ class Room(models.Model):
         ordering = ["community_id", "name"]
         constraints = [
             models.UniqueConstraint(Lower("name"), "community", name="room_name_unique"),
+            # A DM has no community and is private (read by its members); a channel has one.
+            models.CheckConstraint(
+                condition=(
+                    models.Q(kind="dm", community__isnull=True, private=True)
+                    | models.Q(kind="channel", community__isnull=False, dm_key__isnull=True)
+                ),
+                name="room_kind_shape",
+            ),
         ]
 
     def __str__(self) -> str:
+        if self.community_id is None:
+            return f"dm {self.pk}"
         return f"{self.community_id}#{self.name}"
+
+    @property
+    def is_dm(self) -> bool:
+        return self.community_id is None
 
 
 class RoomMember(models.Model):
-    """Membership of a private room (public rooms are read by every community member)."""
+    """Membership of a private room or a DM (public rooms are read by every community
+    member)."""
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="room_members")
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="room_memberships")
@@ -197,6 +226,24 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.community_slug} {self.action} {self.target}"
+
+
+class Profile(models.Model):
+    """A user's settings beyond Django's user: who may start a DM with them (docs/dms.md).
+    A user without a row has the defaults."""
+
+    class DmPolicy(models.TextChoices):
+        ANYONE = "anyone"
+        COMMUNITIES = "communities"
+        NONE = "none"
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="sphere_profile")
+    dm_policy = models.CharField(
+        max_length=11, choices=DmPolicy.choices, default=DmPolicy.COMMUNITIES
+    )
+
+    def __str__(self) -> str:
+        return f"profile of {self.user_id}"
 
 
 class WsTicket(models.Model):

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
-from django.db.models import Count, IntegerField, Model, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    Count,
+    F,
+    IntegerField,
+    Model,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -161,9 +173,9 @@ def moderated_community_ids(*, user: AnyUser) -> QuerySet[Any]:
 def readable_rooms_filter(user: AnyUser, *, prefix: str = "") -> Q:
     """A Q over Room (or a relation to it through ``prefix``) for the rooms ``user`` can read.
 
-    A reader is a member of the room's community; for a private room, a member of the room or
-    the community's owner or an admin. ``readable_rooms_sql`` states the same rule in SQL:
-    change both together.
+    A reader of a channel is a member of its community; for a private channel, a member of the
+    room or the community's owner or an admin. A DM (no community) is read by its members only
+    (docs/dms.md). ``readable_rooms_sql`` states the same rule in SQL: change both together.
     """
     if not user.is_authenticated:
         return Q(pk__in=[])
@@ -171,12 +183,18 @@ def readable_rooms_filter(user: AnyUser, *, prefix: str = "") -> Q:
     staff_of = Membership.objects.filter(user_id=user.pk, role__in=_ADMIN_ROLES).values(
         "community_id"
     )
-    p = prefix
-    return Q(**{f"{p}community_id__in": member_of}) & (
-        Q(**{f"{p}private": False})
-        | Q(**{f"{p}room_members__user_id": user.pk})
-        | Q(**{f"{p}community_id__in": staff_of})
+    my_dms = RoomMember.objects.filter(user_id=user.pk, room__community__isnull=True).values(
+        "room_id"
     )
+    p = prefix
+    return (
+        Q(**{f"{p}community_id__in": member_of})
+        & (
+            Q(**{f"{p}private": False})
+            | Q(**{f"{p}room_members__user_id": user.pk})
+            | Q(**{f"{p}community_id__in": staff_of})
+        )
+    ) | Q(**{f"{p}pk__in": my_dms})
 
 
 def _room_related(name: str) -> Any:
@@ -186,9 +204,9 @@ def _room_related(name: str) -> Any:
 
 
 def room_unread(user: AnyUser) -> Coalesce:
-    """For ``annotate`` over Room: the messages by others after ``user``'s read marker (all of
-    them without one), deleted ones excluded (docs/api.md). One correlated subquery, so
-    a list costs no query per room."""
+    """For ``annotate`` over Room: the top-level messages by others after ``user``'s read
+    marker (all of them without one), deleted ones and thread replies excluded (docs/api.md).
+    One correlated subquery, so a list costs no query per room."""
     marker = (
         _room_related("read_markers")
         .filter(room=OuterRef(OuterRef("pk")), user_id=user.pk)
@@ -196,7 +214,7 @@ def room_unread(user: AnyUser) -> Coalesce:
     )
     counts = (
         _room_related("messages")
-        .filter(room=OuterRef("pk"), deleted=False)
+        .filter(room=OuterRef("pk"), deleted=False, thread_root__isnull=True)
         .exclude(author_id=user.pk)
         .filter(seq__gt=Coalesce(Subquery(marker[:1]), Value(0)))
         .order_by()
@@ -216,9 +234,13 @@ def rooms_readable(
     qs = Room.objects.filter(pk__in=ids).select_related("community")
     if community is not None:
         qs = qs.filter(community=community)
+    else:  # DMs may be among them: their members, in one more query
+        dm_members = RoomMember.objects.filter(room__community__isnull=True).select_related("user")
+        qs = qs.prefetch_related(Prefetch("room_members", queryset=dm_members))
     if with_unread:
         qs = qs.annotate(unread=room_unread(user))
-    return qs.order_by("community__slug", "name")
+    # Channels by community and name, then DMs (no community) by id.
+    return qs.order_by(F("community__slug").asc(nulls_last=True), "name", "pk")
 
 
 def room_get_for_reader(*, user: AnyUser, room_id: int, with_unread: bool = False) -> Room:
@@ -238,6 +260,8 @@ def room_get_for_role(*, user: AnyUser, room_id: int, minimum: Role) -> Room:
     """
     room = room_get_for_reader(user=user, room_id=room_id)
     role = None
+    if room.community_id is None:  # a DM has no roles: nobody administers it
+        raise Forbidden(f"Requires the {minimum.value} role or higher.")
     if user.is_authenticated:  # always, for a reader; says so to the type checker
         role = (
             Membership.objects.filter(community_id=room.community_id, user_id=user.pk)
@@ -255,11 +279,38 @@ def room_can_read(*, user: AnyUser, room: Room) -> bool:
 
 def room_members_list(*, room: Room) -> QuerySet[Membership]:
     """The room's readers as community memberships: every member for a public room; the
-    room's members and the community's owner and admins for a private one."""
+    room's members and the community's owner and admins for a private one (a DM's members:
+    ``dm_members_as_memberships``)."""
+    if room.community is None:
+        return Membership.objects.none()
     qs = members_list(community=room.community)
     if room.private:
         qs = qs.filter(Q(user__room_memberships__room=room) | Q(role__in=_ADMIN_ROLES))
     return qs.distinct()
+
+
+def dm_members_as_memberships(*, room: Room, user_id: int | None = None) -> list[Membership]:
+    """A DM's members in the shape of community members (role ``member``, joined when
+    added), unsaved, by user id; with ``user_id``, that member alone."""
+    rows = RoomMember.objects.filter(room=room).select_related("user").order_by("user_id")
+    if user_id is not None:
+        rows = rows.filter(user_id=user_id)
+    return [
+        Membership(user=row.user, role=Role.MEMBER.value, joined_at=row.added_at) for row in rows
+    ]
+
+
+def dm_members(room_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+    """Each DM's members as Users (``{id, username}``), by user id, in one query."""
+    rows = (
+        RoomMember.objects.filter(room_id__in=list(room_ids))
+        .order_by("room_id", "user_id")
+        .values_list("room_id", "user_id", "user__username")
+    )
+    found: dict[int, list[dict[str, Any]]] = {}
+    for room_id, user_id, username in rows:
+        found.setdefault(room_id, []).append({"id": user_id, "username": username})
+    return found
 
 
 def room_reader_ids(*, room_id: int, limit: int | None = None) -> frozenset[int]:
@@ -268,6 +319,9 @@ def room_reader_ids(*, room_id: int, limit: int | None = None) -> frozenset[int]
     room = Room.objects.filter(pk=room_id).values("community_id", "private").first()
     if room is None:
         return frozenset()
+    if room["community_id"] is None:  # a DM: its members
+        dm = RoomMember.objects.filter(room_id=room_id).order_by().values_list("user_id", flat=True)
+        return frozenset(dm[:limit] if limit is not None else dm)
     members = Membership.objects.filter(community_id=room["community_id"])
     if room["private"]:
         members = members.filter(
@@ -297,8 +351,12 @@ def readable_rooms_sql(user_id: int) -> tuple[str, list[Any]]:
         f" JOIN {_table(Membership)} me ON me.community_id = r.community_id AND me.user_id = %s"
         " WHERE NOT r.private OR me.role IN (%s, %s) OR EXISTS ("
         f"SELECT 1 FROM {_table(RoomMember)} x WHERE x.room_id = r.id AND x.user_id = %s)"
+        # DMs: no community, read by their members only.
+        f" UNION ALL SELECT d.room_id FROM {_table(RoomMember)} d"
+        f" JOIN {_table(Room)} dr ON dr.id = d.room_id AND dr.community_id IS NULL"
+        " WHERE d.user_id = %s"
     )
-    return sql, [user_id, *_ADMIN_ROLES, user_id]
+    return sql, [user_id, *_ADMIN_ROLES, user_id, user_id]
 
 
 def co_reader_ids(*, user_id: int, max_readers: int) -> set[int]:
@@ -325,9 +383,14 @@ def co_reader_ids(*, user_id: int, max_readers: int) -> set[int]:
         f" WHERE r.id IN ({readable}) AND r.private AND {private_reader}"
         f" AND (SELECT COUNT(*) FROM (SELECT 1 FROM {membership} m"
         f" WHERE m.community_id = r.community_id AND {private_reader} LIMIT %s) AS n) <= %s"
+        # The members of the user's DMs (at most ten each: always under the bound).
+        " UNION "
+        f"SELECT o.user_id FROM {member} d JOIN {room} r ON r.id = d.room_id"
+        f" AND r.community_id IS NULL JOIN {member} o ON o.room_id = d.room_id"
+        " WHERE d.user_id = %s"
     )
     bound = [max_readers + 1, max_readers]
-    args = [*params, *bound, *params, *_ADMIN_ROLES, *_ADMIN_ROLES, *bound]
+    args = [*params, *bound, *params, *_ADMIN_ROLES, *_ADMIN_ROLES, *bound, user_id]
     with connection.cursor() as cursor:
         cursor.execute(sql, args)
         return {row[0] for row in cursor.fetchall()}

@@ -301,13 +301,16 @@ WS_TICKET_TTL_S = 60
 MESSAGE_RATE = env.str("SPHERE_RATE_MESSAGES", default="10/10s")
 # The other acts of a user, each with its own window, REST and socket together (docs/api.md,
 # "Rate limits"): reaction adds and removes, edits, deletions of one's own messages, read
-# marker moves, reports.
+# marker moves (rooms and threads), reports, new DMs and members added to DMs, thread follows and
+# unfollows.
 ACT_RATES = {
     "reaction": env.str("SPHERE_RATE_REACTIONS", default="30/10s"),
     "edit": env.str("SPHERE_RATE_EDITS", default="10/10s"),
     "delete": env.str("SPHERE_RATE_DELETES", default="20/10s"),
     "read": env.str("SPHERE_RATE_READS", default="60/10s"),
     "report": env.str("SPHERE_RATE_REPORTS", default="10/min"),
+    "dm": env.str("SPHERE_RATE_DMS", default="10/min"),
+    "follow": env.str("SPHERE_RATE_FOLLOWS", default="30/min"),
 }
 # One typing frame per user and room per this many seconds.
 TYPING_INTERVAL_S = env.float("SPHERE_TYPING_INTERVAL_S", default=3.0)

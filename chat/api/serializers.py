@@ -31,6 +31,14 @@ class ReactionSummarySerializer(serializers.Serializer):
     me = serializers.BooleanField(help_text="Whether the caller is among those who reacted.")
 
 
+class ThreadSummarySerializer(serializers.Serializer):
+    reply_count = serializers.IntegerField()
+    last_reply_at = serializers.DateTimeField()
+    participants = serializers.ListField(
+        child=serializers.IntegerField(), help_text="The repliers' ids, first reply first."
+    )
+
+
 class MessageSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     room = serializers.IntegerField()
@@ -43,6 +51,12 @@ class MessageSerializer(serializers.Serializer):
     author = UserSerializer()
     body = serializers.CharField(help_text="Empty for a deleted message.")
     reply_to = serializers.IntegerField(allow_null=True)
+    thread_root = serializers.IntegerField(
+        allow_null=True, help_text="The root of the thread this message replies in; null."
+    )
+    thread = ThreadSummarySerializer(
+        allow_null=True, help_text="On a root: its thread's summary; null while it has no reply."
+    )
     mentions = serializers.ListField(
         child=serializers.IntegerField(),
         help_text="Ids of the users named as @username who can read the room.",
@@ -129,6 +143,13 @@ class MessageCreateIn(StrictSerializer):
         allow_null=True,
         help_text="The id of a message of the same room.",
     )
+    thread_root = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_ID,
+        required=False,
+        allow_null=True,
+        help_text="Post as a reply in the thread of this top-level message of the same room.",
+    )
 
 
 class MessageEditIn(StrictSerializer):
@@ -174,6 +195,49 @@ class HistoryQuery(serializers.Serializer):
             message = "Give after_seq or before_seq, not both."
             raise serializers.ValidationError({"after_seq": [message], "before_seq": [message]})
         return attrs
+
+
+class ThreadQuery(serializers.Serializer):
+    after_seq = serializers.IntegerField(
+        min_value=0, max_value=MAX_ID, required=False, help_text="The replies just after it."
+    )
+    limit = serializers.IntegerField(
+        min_value=1, required=False, help_text="Page size: 50 by default, clamped to 200."
+    )
+
+    def to_internal_value(self, data: Any) -> Any:
+        if "page" in data:
+            hint = "A thread pages by seq: use after_seq (and limit), not page."
+            raise serializers.ValidationError({"page": [hint]})
+        return super().to_internal_value(data)
+
+
+class ThreadSerializer(serializers.Serializer):
+    root = MessageSerializer()
+    results = MessageSerializer(many=True, help_text="The replies, in seq order.")
+    has_more = serializers.BooleanField(help_text="More replies follow after this page.")
+
+
+class ThreadStateSerializer(serializers.Serializer):
+    message_id = serializers.IntegerField(help_text="The thread's root.")
+    following = serializers.BooleanField()
+    read_seq = serializers.IntegerField(
+        help_text="The caller's thread marker: the seq of the last reply read."
+    )
+
+
+class MyThreadSerializer(serializers.Serializer):
+    root = MessageSerializer()
+    unread = serializers.IntegerField(
+        help_text="Replies by others after the caller's thread marker (the root excluded)."
+    )
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        viewer = self.context.get("viewer_id")
+        return {
+            "root": MessageSerializer(instance.root, context={"viewer_id": viewer}).data,
+            "unread": int(getattr(instance, "unread", 0) or 0),
+        }
 
 
 class SearchQuery(serializers.Serializer):

@@ -119,6 +119,7 @@ class RoomMessagesView(APIView):
             body=data["body"],
             client_msg_id=data["client_msg_id"],
             reply_to=data.get("reply_to"),
+            thread_root=data.get("thread_root"),
         )
         answer = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(_message_body(message, request), status=answer)

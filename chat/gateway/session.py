@@ -35,7 +35,7 @@ from chat.wire import user_dict
 from chat.writer import Stored
 from communities.events import room_info
 from communities.models import Room
-from communities.selectors import room_get_for_reader
+from communities.selectors import dm_members, room_get_for_reader
 from communities.services.accounts import socket_refusal
 from fanout import publish
 from fanout.delivery import Delivery
@@ -150,7 +150,9 @@ class Session:
         rooms = rooms_for_hello(user_id=self.user.pk)
         # Read in the same statement as who may read them: consistent with the rooms listed.
         self.access_versions = {room.pk: room.access_version for room, _ in rooms}
-        return [room_info(room, unread) for room, unread in rooms]
+        dms = [room.pk for room, _ in rooms if room.community_id is None]
+        members = dm_members(dms) if dms else {}
+        return [room_info(room, unread, members.get(room.pk)) for room, unread in rooms]
 
     def close(self) -> None:
         self.delivery.close()
@@ -318,6 +320,7 @@ class Session:
                 body=frame.body,
                 client_msg_id=frame.client_msg_id,
                 reply_to=frame.reply_to,
+                thread_root=frame.thread_root,
             )
         except ApplicationError as exc:
             self.socket.send_now(p.Error(code=exc.code, message=exc.message, ref=frame.ref))

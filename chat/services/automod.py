@@ -1,10 +1,13 @@
 """Automod terms per community: ``block`` terms refuse a message (``blocked_content``), ``flag``
 terms let it through and open a report. Matching (whole words, any case) is in
-``chat.services.limits.automod``; this module changes the lists, moderators and up, audited."""
+``chat.services.limits.automod``; this module changes the lists, moderators and up, audited.
+Terms without a community are the site's, applied in direct messages (docs/dms.md): only
+superusers change them, and they have no community's audit log to be recorded in."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
@@ -14,7 +17,7 @@ from communities.models import Community
 from communities.roles import Role
 from communities.services.access import require_role
 from communities.services.audit import audit_record
-from sphere.errors import Conflict, Invalid
+from sphere.errors import Conflict, Forbidden, Invalid
 
 MAX_TERM = 100
 # A term is words separated by single spaces: matched as whole words, it must start and end
@@ -40,15 +43,30 @@ def _clean_action(action: str) -> str:
     return action
 
 
-def blocked_term_add(*, actor: User, community: Community, term: str, action: str) -> BlockedTerm:
+def _require_term_editor(actor: User, community: Community | None) -> None:
+    if community is None:
+        if not actor.is_superuser:
+            raise Forbidden("Only site staff change the site's terms.")
+        return
+    require_role(actor=actor, community=community, minimum=Role.MODERATOR)
+
+
+def _audit(actor: User, community: Community | None, **entry: Any) -> None:
+    if community is not None:
+        audit_record(actor=actor, community=community, **entry)
+
+
+def blocked_term_add(
+    *, actor: User, community: Community | None, term: str, action: str
+) -> BlockedTerm:
     """Add a term (moderators and up). Raises Invalid, Conflict (the term is listed already),
     Forbidden/NotFound as ``require_role``. Records ``automod.term_add``."""
     term, action = clean_term(term), _clean_action(action)
     try:
         with transaction.atomic():
-            require_role(actor=actor, community=community, minimum=Role.MODERATOR)
+            _require_term_editor(actor, community)
             made = BlockedTerm.objects.create(community=community, term=term, action=action)
-            audit_record(
+            _audit(
                 actor=actor,
                 community=community,
                 action="automod.term_add",
@@ -67,11 +85,11 @@ def blocked_term_change(
     term, action = clean_term(term), _clean_action(action)
     try:
         with transaction.atomic():
-            require_role(actor=actor, community=blocked.community, minimum=Role.MODERATOR)
+            _require_term_editor(actor, blocked.community)
             before = {"term": blocked.term, "action": blocked.action}
             blocked.term, blocked.action = term, action
             blocked.save(update_fields=["term", "action"])
-            audit_record(
+            _audit(
                 actor=actor,
                 community=blocked.community,
                 action="automod.term_change",
@@ -86,8 +104,8 @@ def blocked_term_change(
 def blocked_term_remove(*, actor: User, blocked: BlockedTerm) -> None:
     """Remove a term. Records ``automod.term_remove``."""
     with transaction.atomic():
-        require_role(actor=actor, community=blocked.community, minimum=Role.MODERATOR)
-        audit_record(
+        _require_term_editor(actor, blocked.community)
+        _audit(
             actor=actor,
             community=blocked.community,
             action="automod.term_remove",

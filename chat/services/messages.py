@@ -18,7 +18,7 @@ from chat.services.limits import automod, check_act_rate
 from chat.services.text import clean_client_msg_id
 from chat.wire import message_dict
 from chat.writer import Send, Stored, clean_body, mention_names
-from communities.models import Membership, Room
+from communities.models import Membership, Room, RoomMember
 from communities.roles import Role, can_manage
 from communities.selectors import room_can_read
 from communities.services.audit import audit_record, user_target
@@ -26,6 +26,12 @@ from sphere.errors import Conflict, Forbidden, Muted, NotFound
 
 
 def _membership(actor: User, room: Room) -> Membership:
+    """The actor's membership of the room's community; in a DM, a member's stand-in (a DM has
+    no roles and no mutes). NotFound for whoever cannot read the room."""
+    if room.community_id is None:
+        if not RoomMember.objects.filter(room=room, user=actor).exists():
+            raise NotFound("No such room.")
+        return Membership(user=actor, role=Role.MEMBER.value)
     membership = Membership.objects.filter(community_id=room.community_id, user=actor).first()
     if membership is None or not room_can_read(user=actor, room=room):
         raise NotFound("No such room.")
@@ -38,6 +44,11 @@ def _mentions(room: Room, body: str) -> list[int]:
     names = mention_names(body)
     if not names:
         return []
+    if room.community_id is None:  # a DM: its members
+        members = RoomMember.objects.annotate(lower=Lower("user__username")).filter(
+            room=room, lower__in=names
+        )
+        return sorted(set(members.values_list("user_id", flat=True)))
     named = Membership.objects.annotate(lower=Lower("user__username")).filter(
         community_id=room.community_id, lower__in=names
     )
@@ -49,7 +60,13 @@ def _mentions(room: Room, body: str) -> list[int]:
 
 
 def message_post(
-    *, actor: User, room: Room, body: str, client_msg_id: str, reply_to: int | None = None
+    *,
+    actor: User,
+    room: Room,
+    body: str,
+    client_msg_id: str,
+    reply_to: int | None = None,
+    thread_root: int | None = None,
 ) -> tuple[Message, bool]:
     """Post a message; returns ``(message, created)``. Stored by the group-commit writer
     (``chat.writer``), in the caller's transaction when there is one.
@@ -60,7 +77,12 @@ def message_post(
     BlockedContent. Emits ``message.new`` on commit; a flag term opens a Report.
     """
     stored = message_submit(
-        actor=actor, room_id=room.pk, body=body, client_msg_id=client_msg_id, reply_to=reply_to
+        actor=actor,
+        room_id=room.pk,
+        body=body,
+        client_msg_id=client_msg_id,
+        reply_to=reply_to,
+        thread_root=thread_root,
     ).result()
     if not stored.created:
         return Message.objects.select_related("author").get(pk=stored.message_id), False
@@ -73,6 +95,7 @@ def message_post(
         client_msg_id=client_msg_id,
         body=stored.body,
         reply_to_id=stored.reply_to,
+        thread_root_id=stored.thread_root,
         mentions=list(stored.mentions),
         created_at=stored.created_at or timezone.now(),
         deleted=False,
@@ -83,14 +106,28 @@ def message_post(
 
 
 def message_submit(
-    *, actor: User, room_id: int, body: str, client_msg_id: str, reply_to: int | None = None
+    *,
+    actor: User,
+    room_id: int,
+    body: str,
+    client_msg_id: str,
+    reply_to: int | None = None,
+    thread_root: int | None = None,
 ) -> Future[Stored]:
     """Hand a send to the writer without waiting: the future answers as ``message_post``
     does (a ``Stored``, or the error that refused the send). Raises Invalid at once for a
     malformed ``client_msg_id`` (``chat.services.text.clean_client_msg_id``)."""
     clean_client_msg_id(client_msg_id)
     return writer.submit(
-        Send(actor.pk, actor.username, room_id, body, client_msg_id, reply_to=reply_to)
+        Send(
+            actor.pk,
+            actor.username,
+            room_id,
+            body,
+            client_msg_id,
+            reply_to=reply_to,
+            thread_root=thread_root,
+        )
     )
 
 
@@ -135,6 +172,10 @@ def message_delete(*, actor: User, message: Message) -> Message:
     room = message.room
     if message.author_id == actor.pk:
         check_act_rate("delete", user_id=actor.pk)
+    elif room.community_id is None:
+        # A DM has no moderators: site staff (superusers) resolving a report delete.
+        if not actor.is_superuser:
+            raise Forbidden("You cannot delete this message.")
     else:
         mine = Membership.objects.filter(community_id=room.community_id, user=actor).first()
         theirs = Membership.objects.filter(
@@ -153,7 +194,7 @@ def message_delete(*, actor: User, message: Message) -> Message:
         message.event_seq = locked.head_seq + 1
         message.save(update_fields=["deleted", "body", "mentions", "event_seq"])
         append_event(locked, "message.deleted", {"message_id": message.pk})
-        if message.author_id != actor.pk:
+        if message.author_id != actor.pk and room.community is not None:
             audit_record(
                 actor=actor,
                 community=room.community,

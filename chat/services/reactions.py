@@ -55,7 +55,9 @@ def reaction_add(*, actor: User, message: Message, emoji: str) -> Message:
     """Add the caller's reaction (a reader's act; adding it again changes nothing).
     Raises Muted, Invalid (not an emoji), RateLimited (``SPHERE_RATE_REACTIONS``), Conflict
     (a deleted message). Emits ``reaction.added``."""
-    require_unmuted(user_id=actor.pk, community_id=message.room.community_id)
+    community_id = message.room.community_id
+    if community_id is not None:  # a DM has no mutes
+        require_unmuted(user_id=actor.pk, community_id=community_id)
     emoji = clean_emoji(emoji)
     check_act_rate("reaction", user_id=actor.pk)
     with transaction.atomic():

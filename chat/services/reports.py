@@ -55,13 +55,17 @@ def report_resolve(
         raise Invalid("A mute needs minutes.", fields={"minutes": ["Required to mute."]})
     message = report.message
     community = message.room.community
+    if community is None and action not in ("dismiss", "delete_message"):
+        # A DM's report goes to site staff, who may delete the message: a DM has no
+        # community to mute or ban its author in (docs/dms.md).
+        raise Conflict("A direct message's author cannot be muted or banned; delete it instead.")
     with transaction.atomic():
         report = Report.objects.select_for_update().get(pk=report.pk)
         if report.status == Report.Status.RESOLVED:
             raise Conflict("This report is already resolved.")
         if action == "delete_message":
             message_delete(actor=actor, message=message)
-        elif action == "mute_author":
+        elif action == "mute_author" and community is not None:
             try:
                 member_mute(
                     actor=actor,
@@ -71,8 +75,10 @@ def report_resolve(
                 )
             except NotFound as exc:
                 raise Conflict("The author is no longer a member.") from exc
-        elif action == "ban_author" and not is_banned(
-            community=community, user_id=message.author_id
+        elif (
+            action == "ban_author"
+            and community is not None
+            and not is_banned(community=community, user_id=message.author_id)
         ):
             ban_create(
                 actor=actor,
@@ -85,11 +91,12 @@ def report_resolve(
         report.resolved_by = actor
         report.resolved_at = timezone.now()
         report.save(update_fields=["status", "resolution", "resolved_by", "resolved_at"])
-        audit_record(
-            actor=actor,
-            community=community,
-            action="report.resolve",
-            target=f"report:{report.pk}",
-            detail={"action": action, "message": message.pk},
-        )
+        if community is not None:  # a DM's resolution is recorded on the report alone
+            audit_record(
+                actor=actor,
+                community=community,
+                action="report.resolve",
+                target=f"report:{report.pk}",
+                detail={"action": action, "message": message.pk},
+            )
     return report

@@ -12,8 +12,17 @@ from django.db import connection, transaction
 
 from chat.models import Report
 from chat.services.limits import automod_check, take_message_rate
-from chat.writer.sends import Send, Stored, _Room, clean_body, mention_names
-from chat.writer.statements import _MESSAGES, _Batch, _PgBatch, _Reads, _Row
+from chat.writer.sends import Send, Stored, _Room, _Root, clean_body, mention_names
+from chat.writer.statements import (
+    _MESSAGES,
+    DM_ROLE,
+    _Batch,
+    _Extra,
+    _PgBatch,
+    _Reads,
+    _Row,
+    _Threads,
+)
 from communities.roles import Role, at_least
 from sphere.errors import ApplicationError, Invalid, Muted, NotFound, RateLimited
 
@@ -81,7 +90,13 @@ def _check(
     first_of: dict[tuple[int, int, str], int] = {}
     for index, send in enumerate(batch.sends):
         room = rooms.get(send.room_id)
-        membership = reads.members.get((room.community_id, send.author_id)) if room else None
+        community_id = room.community_id if room is not None else None
+        membership: tuple[str, datetime | None] | None = None
+        if room is not None and community_id is None:  # a DM: its members post
+            if (send.room_id, send.author_id) in in_private:
+                membership = (DM_ROLE, None)
+        elif community_id is not None:
+            membership = reads.members.get((community_id, send.author_id))
         if room is None or membership is None:
             outcomes[index] = NotFound("No such room.")
             continue
@@ -109,6 +124,8 @@ def _check(
                     "reply_to is not a message of this room.",
                     fields={"reply_to": ["Not a message of this room."]},
                 )
+            if send.thread_root is not None:
+                _check_root(reads.roots.get(send.thread_root), send.room_id)
         except ApplicationError as exc:
             outcomes[index] = exc
             continue
@@ -125,6 +142,20 @@ def _check(
         first_of[key] = index  # a refused send's twin is checked on its own, as if alone
         candidates.append(_Accepted(index, send, body, tuple(mentioned), flags))
     return candidates
+
+
+def _check_root(root: _Root | None, room_id: int) -> None:
+    """A thread's root is a top-level message of the same room (docs/threads.md)."""
+    if root is None or root.room_id != room_id:
+        raise Invalid(
+            "thread_root is not a message of this room.",
+            fields={"thread_root": ["Not a message of this room."]},
+        )
+    if root.thread_root is not None:
+        raise Invalid(
+            "A reply cannot start a thread: reply in its root's thread.",
+            fields={"thread_root": ["A reply in a thread; name its root instead."]},
+        )
 
 
 def _slow_mode(room: _Room, last: datetime | None, now: datetime) -> None:
@@ -148,10 +179,15 @@ def _write(
 
     rooms = reads.rooms
     heads: dict[int, int] = {}
+    threads = _Threads()
+    thread_seqs: dict[int, int] = {}  # a reply's index -> the seq of its root's thread.updated
     for a in accepted:
         room = rooms[a.send.room_id]
         room.head_seq += 1
         a.seq = heads[a.send.room_id] = room.head_seq
+        if a.send.thread_root is not None:  # its root's thread.updated follows it at once
+            room.head_seq += 1
+            thread_seqs[a.index] = heads[a.send.room_id] = room.head_seq
     ids = batch.take_ids(reads, len(accepted))
     if ids is None:  # the backend has no sequence to take from ahead: insert, then read them
         ids = _insert_for_ids(batch, accepted)
@@ -171,6 +207,8 @@ def _write(
                     "author": {"id": s.author_id, "username": s.author_name},
                     "body": a.body,
                     "reply_to": s.reply_to,
+                    "thread_root": s.thread_root,
+                    "thread": None,
                     "mentions": list(a.mentions),
                     "reactions": [],
                     "created_at": created,
@@ -182,29 +220,78 @@ def _write(
         rows.append(
             _Row(
                 message_id, s.room_id, a.seq, s.author_id, s.client_msg_id, a.body, s.reply_to,
-                _json.encode(list(a.mentions)).decode(), payload,
+                _json.encode(list(a.mentions)).decode(), payload, s.thread_root,
             )
         )  # fmt: skip
         # The frame is the payload with its type, room and seq in front: encoded once.
         frame = b'{"type":"message.new","room":%d,"seq":%d,%s' % (s.room_id, a.seq, payload[1:])
         room = rooms[s.room_id]
-        urls = tuple(urls_in(a.body)) if "." in a.body else ()
+        # Link reach is counted per community: a DM's links are not.
+        dm = room.community_id is None
+        urls = tuple(urls_in(a.body)) if "." in a.body and not dm else ()
         items.append(
             RoomItem(
-                s.room_id, a.seq, frame, None, room.community_id, urls,
+                s.room_id, a.seq, frame, None, room.community_id or 0, urls,
                 access_version=room.access_version,
             )
         )  # fmt: skip
         outcomes[a.index] = Stored(
-            message_id, s.room_id, a.seq, True, a.body, s.reply_to, a.mentions, batch.now
-        )
+            message_id, s.room_id, a.seq, True, a.body, s.reply_to, a.mentions, batch.now,
+            s.thread_root,
+        )  # fmt: skip
+        if s.thread_root is not None:
+            items.append(
+                _thread_updated(
+                    threads, reads.roots[s.thread_root], s, a, thread_seqs[a.index], created,
+                    room.access_version, room.community_id or 0,
+                )
+            )  # fmt: skip
         if a.flags:
             reason = "automod: " + ", ".join(a.flags)
             reports.append(Report(message_id=message_id, reporter=None, reason=reason))
-    batch.write(rows, heads)
+    batch.write(rows, heads, threads)
     if reports:  # rare (a flag term): the ORM is fine here
         Report.objects.bulk_create(reports)
     return items
+
+
+def _thread_updated(
+    threads: _Threads,
+    root: _Root,
+    send: Send,
+    accepted: _Accepted,
+    seq: int,
+    created: str,
+    access_version: int,
+    community_id: int,
+) -> Any:
+    """A reply's effects on its thread: the root's new summary and its ``thread.updated``
+    event (at ``seq``), and the follows (docs/threads.md). Returns the event's fan-out item."""
+    from fanout.items import RoomItem
+
+    root_id = send.thread_root
+    assert root_id is not None
+    root.reply_count += 1
+    if send.author_id not in root.participants:
+        root.participants.append(send.author_id)
+    threads.roots[root_id] = (root.reply_count, list(root.participants), seq)
+    threads.forced.add((send.author_id, root_id))
+    threads.joined.update((user, root_id) for user in accepted.mentions)
+    if root.author_id is not None:
+        threads.joined.add((root.author_id, root_id))
+    payload = _json.encode(
+        {
+            "message_id": root_id,
+            "thread": {
+                "reply_count": root.reply_count,
+                "last_reply_at": created,
+                "participants": list(root.participants),
+            },
+        }
+    )
+    threads.events.append(_Extra(send.room_id, seq, "thread.updated", payload))
+    frame = b'{"type":"thread.updated","room":%d,"seq":%d,%s' % (send.room_id, seq, payload[1:])
+    return RoomItem(send.room_id, seq, frame, None, community_id, (), access_version=access_version)
 
 
 def _insert_for_ids(batch: _Batch, accepted: list[_Accepted]) -> list[int]:

@@ -25,6 +25,7 @@ class Send:
     body: str
     client_msg_id: str
     reply_to: int | None = None
+    thread_root: int | None = None
     arrived: float = field(default_factory=time.monotonic)
     future: Future[Stored] | None = None
 
@@ -41,15 +42,27 @@ class Stored:
     reply_to: int | None = None
     mentions: tuple[int, ...] = ()
     created_at: datetime | None = None
+    thread_root: int | None = None
 
 
 @dataclass(slots=True)
 class _Room:
-    community_id: int
+    community_id: int | None  # None: a DM
     head_seq: int
     access_version: int
     slow_mode_s: int
     private: bool
+
+
+@dataclass(slots=True)
+class _Root:
+    """A message named as a ``thread_root``, with its thread's summary as stored."""
+
+    room_id: int
+    thread_root: int | None  # a reply itself (then it cannot be a root)
+    reply_count: int
+    participants: list[int]
+    author_id: int | None = None
 
 
 def clean_body(body: str) -> str:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,8 +17,8 @@ from django.contrib.auth.models import User
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from chat.models import BlockedTerm, Message, RoomEvent
-from chat.writer.sends import Send, _Room, mention_names
+from chat.models import BlockedTerm, Message, RoomEvent, ThreadFollow
+from chat.writer.sends import Send, _Room, _Root, mention_names
 from communities.models import Membership, Room, RoomMember
 
 _MESSAGES = Message._meta.db_table
@@ -26,7 +27,10 @@ _ROOMS = Room._meta.db_table
 _MEMBERSHIPS = Membership._meta.db_table
 _ROOM_MEMBERS = RoomMember._meta.db_table
 _TERMS = BlockedTerm._meta.db_table
+_FOLLOWS = ThreadFollow._meta.db_table
 _USERS = User._meta.db_table
+# What a DM member counts as in the checks (a DM has no roles; docs/dms.md).
+DM_ROLE = "member"
 
 # --- the statements ---------------------------------------------------------------------------
 
@@ -37,6 +41,18 @@ def _marks(count: int, mark: str = "%s") -> str:
 
 def _pairs(first: str, second: str, count: int) -> str:
     return " OR ".join([f"({first} = %s AND {second} = %s)"] * count)
+
+
+def _id_list(value: Any) -> list[int]:
+    """A JSON list of ids as a raw cursor reads it back (text on SQLite, a list on
+    PostgreSQL)."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return [int(v) for v in value or []]
+
+
+def _json_ids(ids: list[int]) -> str:
+    return json.dumps(ids, separators=(",", ":"))
 
 
 def _aware(value: Any) -> datetime | None:
@@ -57,10 +73,13 @@ class _Reads:
     in_private: set[tuple[int, int]]  # (room, user) for members of private rooms
     existing: dict[tuple[int, int, str], tuple[int, int]]  # idempotency key -> (id, seq)
     last_posts: dict[tuple[int, int], datetime]  # (room, author) in slow-mode rooms
-    terms: dict[int, tuple[tuple[str, str], ...]]  # community -> (term, action) pairs
+    # community (None: the site's, for DMs) -> (term, action) pairs
+    terms: dict[int | None, tuple[tuple[str, str], ...]]
     parents: dict[int, int]  # message replied to -> its room
-    named: dict[tuple[int, str], tuple[int, str]]  # (community, name) -> (user, role)
+    # (community, name) -> (user, role); (None, name) -> (user, DM_ROLE) when a DM is in the batch
+    named: dict[tuple[int | None, str], tuple[int, str]]
     ids: list[int] = field(default_factory=list)  # message ids taken ahead (PostgreSQL)
+    roots: dict[int, _Root] = field(default_factory=dict)  # thread roots named by the sends
 
 
 @dataclass(slots=True)
@@ -76,6 +95,31 @@ class _Row:
     reply_to: int | None
     mentions: str  # JSON
     payload: bytes  # the message.new event without type, room and seq framing
+    thread_root: int | None = None
+
+
+@dataclass(slots=True)
+class _Extra:
+    """A room event a batch writes besides its messages' ``message.new``: a root's
+    ``thread.updated`` (docs/threads.md)."""
+
+    room_id: int
+    seq: int
+    type: str
+    payload: bytes  # without type, room and seq
+
+
+@dataclass(slots=True)
+class _Threads:
+    """What replies change besides their own rows: each root's summary (with the seq of its
+    last ``thread.updated`` as its ``event_seq``), and follows: ``forced`` (repliers, who
+    follow again even after unfollowing) and ``joined`` (the root's author and those
+    mentioned, unless they chose already)."""
+
+    roots: dict[int, tuple[int, list[int], int]] = field(default_factory=dict)
+    forced: set[tuple[int, int]] = field(default_factory=set)  # (user, root)
+    joined: set[tuple[int, int]] = field(default_factory=set)
+    events: list[_Extra] = field(default_factory=list)
 
 
 class _Batch:
@@ -113,6 +157,7 @@ class _Batch:
                 terms=self.terms(communities),
                 parents=self.parents(),
                 named=named,
+                roots=self.roots(),
             )
 
     def lock_rooms(self) -> dict[int, _Room]:
@@ -173,17 +218,24 @@ class _Batch:
         )
         return {(row[0], row[1]): when for row in rows if (when := _aware(row[2])) is not None}
 
-    def terms(self, community_ids: set[int]) -> dict[int, tuple[tuple[str, str], ...]]:
-        if not community_ids:
-            return {}
-        ids = sorted(community_ids)
-        return _terms_of(
-            self.rows(
+    def terms(
+        self, community_ids: set[int | None]
+    ) -> dict[int | None, tuple[tuple[str, str], ...]]:
+        ids = sorted(c for c in community_ids if c is not None)
+        rows = []
+        if ids:
+            rows = self.rows(
                 f"SELECT community_id, term, action FROM {_TERMS} "
                 f"WHERE community_id IN ({_marks(len(ids))}) ORDER BY community_id, term",
                 ids,
             )
-        )
+        if None in community_ids:  # a DM: the site's terms
+            rows += self.rows(
+                f"SELECT community_id, term, action FROM {_TERMS} "
+                "WHERE community_id IS NULL ORDER BY term",
+                [],
+            )
+        return _terms_of(rows)
 
     def parents(self) -> dict[int, int]:
         ids = sorted({s.reply_to for s in self.sends if s.reply_to is not None})
@@ -194,46 +246,70 @@ class _Batch:
         )
         return {row[0]: row[1] for row in rows}
 
+    def roots(self) -> dict[int, _Root]:
+        ids = sorted({s.thread_root for s in self.sends if s.thread_root is not None})
+        if not ids:
+            return {}
+        rows = self.rows(
+            f"SELECT id, room_id, thread_root_id, thread_reply_count, thread_participants, "
+            f"author_id FROM {_MESSAGES} WHERE id IN ({_marks(len(ids))})",
+            ids,
+        )
+        return {row[0]: _Root(row[1], row[2], row[3], _id_list(row[4]), row[5]) for row in rows}
+
     def named(
-        self, names: set[str], community_ids: set[int]
-    ) -> dict[tuple[int, str], tuple[int, str]]:
+        self, names: set[str], community_ids: set[int | None]
+    ) -> dict[tuple[int | None, str], tuple[int, str]]:
         if not names or not community_ids:
             return {}
-        ordered, communities = sorted(names), sorted(community_ids)
-        rows = self.rows(
-            f"SELECT m.community_id, LOWER(u.username), u.id, m.role FROM {_USERS} u "
-            f"JOIN {_MEMBERSHIPS} m ON m.user_id = u.id "
-            f"WHERE LOWER(u.username) IN ({_marks(len(ordered))}) "
-            f"AND m.community_id IN ({_marks(len(communities))})",
-            [*ordered, *communities],
-        )
+        ordered = sorted(names)
+        communities = sorted(c for c in community_ids if c is not None)
+        rows = []
+        if communities:
+            rows = self.rows(
+                f"SELECT m.community_id, LOWER(u.username), u.id, m.role FROM {_USERS} u "
+                f"JOIN {_MEMBERSHIPS} m ON m.user_id = u.id "
+                f"WHERE LOWER(u.username) IN ({_marks(len(ordered))}) "
+                f"AND m.community_id IN ({_marks(len(communities))})",
+                [*ordered, *communities],
+            )
+        if None in community_ids:  # a DM: any user by name; the check keeps its members
+            rows += self.rows(
+                f"SELECT NULL, LOWER(u.username), u.id, %s FROM {_USERS} u "
+                f"WHERE LOWER(u.username) IN ({_marks(len(ordered))})",
+                [DM_ROLE, *ordered],
+            )
         return {(row[0], row[1]): (row[2], row[3]) for row in rows}
 
     def take_ids(self, reads: _Reads, count: int) -> list[int] | None:
         """Message ids for ``count`` new messages, or None: the insert returns them."""
         return None
 
-    def write(self, rows: list[_Row], heads: dict[int, int]) -> None:
+    def write(self, rows: list[_Row], heads: dict[int, int], threads: _Threads) -> None:
         created_at = connection.ops.adapt_datetimefield_value(self.now)
-        message_row = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, 0)"
+        message_row = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, 0, %s, 0, NULL, '[]')"
         messages = [
             (r.message_id, r.room_id, r.seq, r.seq, r.author_id, r.client_msg_id, r.body,
-             r.reply_to, r.mentions, created_at)
+             r.reply_to, r.mentions, created_at, r.thread_root)
             for r in rows
         ]  # fmt: skip
         events = [(r.room_id, r.seq, "message.new", r.payload.decode(), created_at) for r in rows]
+        events += [
+            (e.room_id, e.seq, e.type, e.payload.decode(), created_at) for e in threads.events
+        ]
         ids = sorted(heads)
         cases = " ".join(["WHEN %s THEN %s"] * len(ids))
         with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {_MESSAGES} (id, room_id, seq, event_seq, author_id, "
-                f"client_msg_id, body, reply_to_id, mentions, created_at, edited_at, deleted) "
+                f"client_msg_id, body, reply_to_id, mentions, created_at, edited_at, deleted, "
+                f"thread_root_id, thread_reply_count, thread_last_reply_at, thread_participants) "
                 f"VALUES {_marks(len(rows), message_row)}",
                 [value for row in messages for value in row],
             )
             cursor.execute(
                 f"INSERT INTO {_EVENTS} (room_id, seq, type, payload, created_at) "
-                f"VALUES {_marks(len(rows), '(%s, %s, %s, %s, %s)')}",
+                f"VALUES {_marks(len(events), '(%s, %s, %s, %s, %s)')}",
                 [value for row in events for value in row],
             )
             cursor.execute(
@@ -241,6 +317,23 @@ class _Batch:
                 f"WHERE id IN ({_marks(len(ids))})",
                 [*(value for room_id in ids for value in (room_id, heads[room_id])), *ids],
             )
+            for root_id, (count, participants, event_seq) in sorted(threads.roots.items()):
+                cursor.execute(
+                    f"UPDATE {_MESSAGES} SET thread_reply_count = %s, thread_last_reply_at = %s, "
+                    f"thread_participants = %s, event_seq = %s WHERE id = %s",
+                    [count, created_at, _json_ids(participants), event_seq, root_id],
+                )
+            for follows, on_conflict in (
+                (threads.forced, "DO UPDATE SET following = 1"),  # SQLite's true
+                (threads.joined - threads.forced, "DO NOTHING"),
+            ):
+                if follows:
+                    cursor.execute(
+                        f"INSERT INTO {_FOLLOWS} (user_id, root_id, following, read_seq, "
+                        f"created_at) VALUES {_marks(len(follows), '(%s, %s, 1, 0, %s)')} "
+                        f"ON CONFLICT (user_id, root_id) {on_conflict}",
+                        [v for user, root in sorted(follows) for v in (user, root, created_at)],
+                    )
 
 
 class _PgBatch(_Batch):
@@ -272,6 +365,7 @@ class _PgBatch(_Batch):
             "keys": [k[2] for k in keys],
             "names": sorted(set().union(*(mention_names(s.body) for s in sends))),
             "parents": sorted({s.reply_to for s in sends if s.reply_to is not None}),
+            "roots": sorted({s.thread_root for s in sends if s.thread_root is not None}),
             "count": len(sends),
         }
         with psycopg.Cursor(raw) as cursor:
@@ -290,6 +384,8 @@ class _PgBatch(_Batch):
         members, in_private, existing, last_posts, terms, parents, named = (
             value or [] for value in row[1:8]
         )
+        terms = [*terms, *(row[9] or [])]  # the site's terms, for DMs
+        named = [*named, *((None, r[0], r[1], DM_ROLE) for r in row[10] or [])]
         return _Reads(
             rooms={r[0]: _Room(r[1], r[2], r[3], r[4], bool(r[5])) for r in locked},
             members={(r[0], r[1]): (r[2], _aware(r[3])) for r in members},
@@ -302,15 +398,20 @@ class _PgBatch(_Batch):
             parents={r[0]: r[1] for r in parents},
             named={(r[0], r[1]): (r[2], r[3]) for r in named},
             ids=sorted(taken or []),
+            roots={r[0]: _Root(r[1], r[2], r[3], _id_list(r[4]), r[5]) for r in row[11] or []},
         )
 
     def take_ids(self, reads: _Reads, count: int) -> list[int] | None:
         return reads.ids[:count]
 
-    def write(self, rows: list[_Row], heads: dict[int, int]) -> None:
+    def write(self, rows: list[_Row], heads: dict[int, int], threads: _Threads) -> None:
         import psycopg
 
         room_ids = sorted(heads)
+        roots = sorted(threads.roots.items())
+        forced = sorted(threads.forced)
+        joined = sorted(threads.joined - threads.forced)
+        events = threads.events
         with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(
                 _PG_WRITE,
@@ -325,6 +426,19 @@ class _PgBatch(_Batch):
                     "replies": [r.reply_to for r in rows],
                     "mentions": [r.mentions for r in rows],
                     "payloads": [r.payload.decode() for r in rows],
+                    "thread_roots": [r.thread_root for r in rows],
+                    "extra_rooms": [e.room_id for e in events],
+                    "extra_seqs": [e.seq for e in events],
+                    "extra_types": [e.type for e in events],
+                    "extra_payloads": [e.payload.decode() for e in events],
+                    "root_ids": [root for root, _ in roots],
+                    "root_counts": [count for _, (count, _p, _s) in roots],
+                    "root_participants": [_json_ids(p) for _, (_c, p, _s) in roots],
+                    "root_seqs": [seq for _, (_c, _p, seq) in roots],
+                    "forced_users": [user for user, _ in forced],
+                    "forced_roots": [root for _, root in forced],
+                    "joined_users": [user for user, _ in joined],
+                    "joined_roots": [root for _, root in joined],
                     "head_rooms": room_ids,
                     "heads": [heads[r] for r in room_ids],
                 },
@@ -337,8 +451,10 @@ class _PgBatch(_Batch):
 _tuned: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def _terms_of(rows: Iterable[tuple[Any, ...]]) -> dict[int, tuple[tuple[str, str], ...]]:
-    found: dict[int, list[tuple[str, str]]] = {}
+def _terms_of(
+    rows: Iterable[tuple[Any, ...]],
+) -> dict[int | None, tuple[tuple[str, str], ...]]:
+    found: dict[int | None, list[tuple[str, str]]] = {}
     for community_id, term, action in rows:
         found.setdefault(community_id, []).append((term, action))
     return {community: tuple(terms) for community, terms in found.items()}
@@ -355,8 +471,10 @@ _LAST_POST = (
 )
 
 # One row: the locked rooms (with the snapshot's head and access version beside the locked
-# row's), then memberships, private-room members, used idempotency keys, last posts in
-# slow-mode rooms, automod terms, messages replied to, named users, and message ids taken.
+# row's), then memberships, private-room and DM members, used idempotency keys, last posts in
+# slow-mode rooms, automod terms, messages replied to, named users, message ids taken, and,
+# only when the batch holds a DM, the site's terms and the named users by name alone; then the
+# thread roots its replies name.
 _PG_READ = f"""
 WITH locked AS (
   SELECT id, community_id, head_seq, access_version, slow_mode_s, private FROM {_ROOMS}
@@ -393,32 +511,75 @@ SELECT
    AND LOWER(u.username) = ANY(%(names)s::text[])
    AND m.community_id IN (SELECT community_id FROM {_ROOMS} WHERE id = ANY(%(rooms)s::bigint[]))),
  (SELECT json_agg(nextval(pg_get_serial_sequence('{_MESSAGES}', 'id')))
-   FROM generate_series(1, %(count)s::int))
+   FROM generate_series(1, %(count)s::int)),
+ {_agg("t.community_id, t.term, t.action")}) FROM {_TERMS} t WHERE t.community_id IS NULL
+   AND EXISTS (SELECT 1 FROM {_ROOMS} WHERE id = ANY(%(rooms)s::bigint[])
+   AND community_id IS NULL)),
+ {_agg("LOWER(u.username), u.id")}) FROM {_USERS} u
+   WHERE cardinality(%(names)s::text[]) > 0 AND LOWER(u.username) = ANY(%(names)s::text[])
+   AND EXISTS (SELECT 1 FROM {_ROOMS} WHERE id = ANY(%(rooms)s::bigint[])
+   AND community_id IS NULL)),
+ {
+    _agg(
+        "m.id, m.room_id, m.thread_root_id, m.thread_reply_count, m.thread_participants, "
+        "m.author_id"
+    )
+})
+   FROM {_MESSAGES} m WHERE cardinality(%(roots)s::bigint[]) > 0
+   AND m.id = ANY(%(roots)s::bigint[]))
 """
 
-# The messages, their message.new events and the rooms' heads, in one statement.
+# The messages, their message.new events (and the thread.updated events of roots their replies
+# changed), the rooms' heads, the roots' summaries and the thread follows, in one statement.
 _PG_WRITE = f"""
 WITH messages AS (
   INSERT INTO {_MESSAGES} (id, room_id, seq, event_seq, author_id, client_msg_id, body,
-    reply_to_id, mentions, created_at, edited_at, deleted)
+    reply_to_id, mentions, created_at, edited_at, deleted, thread_root_id, thread_reply_count,
+    thread_last_reply_at, thread_participants)
   SELECT id, room_id, seq, seq, author_id, key, body, reply_to, mentions::jsonb,
-    %(now)s::timestamptz, NULL, false
+    %(now)s::timestamptz, NULL, false, thread_root, 0, NULL, '[]'::jsonb
   FROM unnest(%(ids)s::bigint[], %(rooms)s::bigint[], %(seqs)s::bigint[],
     %(authors)s::bigint[], %(keys)s::text[], %(bodies)s::text[], %(replies)s::bigint[],
-    %(mentions)s::text[]) AS t(id, room_id, seq, author_id, key, body, reply_to, mentions)
+    %(mentions)s::text[], %(thread_roots)s::bigint[])
+    AS t(id, room_id, seq, author_id, key, body, reply_to, mentions, thread_root)
   RETURNING 1
 ), events AS (
   INSERT INTO {_EVENTS} (room_id, seq, type, payload, created_at)
   SELECT room_id, seq, 'message.new', payload::jsonb, %(now)s::timestamptz
   FROM unnest(%(rooms)s::bigint[], %(seqs)s::bigint[], %(payloads)s::text[])
     AS t(room_id, seq, payload)
+  UNION ALL
+  SELECT room_id, seq, type, payload::jsonb, %(now)s::timestamptz
+  FROM unnest(%(extra_rooms)s::bigint[], %(extra_seqs)s::bigint[], %(extra_types)s::text[],
+    %(extra_payloads)s::text[]) AS t(room_id, seq, type, payload)
   RETURNING 1
 ), heads AS (
   UPDATE {_ROOMS} AS r SET head_seq = t.head
   FROM unnest(%(head_rooms)s::bigint[], %(heads)s::bigint[]) AS t(id, head) WHERE r.id = t.id
   RETURNING 1
+), roots AS (
+  UPDATE {_MESSAGES} AS m SET thread_reply_count = t.n, thread_last_reply_at = %(now)s,
+    thread_participants = t.who::jsonb, event_seq = t.seq
+  FROM unnest(%(root_ids)s::bigint[], %(root_counts)s::int[], %(root_participants)s::text[],
+    %(root_seqs)s::bigint[]) AS t(id, n, who, seq)
+  WHERE m.id = t.id
+  RETURNING 1
+), forced AS (
+  INSERT INTO {_FOLLOWS} (user_id, root_id, following, read_seq, created_at)
+  SELECT user_id, root_id, true, 0, %(now)s::timestamptz
+  FROM unnest(%(forced_users)s::bigint[], %(forced_roots)s::bigint[]) AS t(user_id, root_id)
+  ON CONFLICT (user_id, root_id) DO UPDATE SET following = true
+  RETURNING 1
+), joined AS (
+  INSERT INTO {_FOLLOWS} (user_id, root_id, following, read_seq, created_at)
+  SELECT user_id, root_id, true, 0, %(now)s::timestamptz
+  FROM unnest(%(joined_users)s::bigint[], %(joined_roots)s::bigint[]) AS t(user_id, root_id)
+  ON CONFLICT (user_id, root_id) DO NOTHING
+  RETURNING 1
 )
-SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM events), (SELECT count(*) FROM heads)
+SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM events),
+  (SELECT count(*) FROM heads), (SELECT count(*) FROM roots), (SELECT count(*) FROM forced),
+  (SELECT count(*) FROM joined)
 """
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import login, logout
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -20,13 +21,15 @@ from communities.api.base import actor, parse
 from communities.api.serializers import (
     CredentialsIn,
     LoginOut,
+    MeSerializer,
+    MeUpdateIn,
     RegisterIn,
     RegisterOut,
     TicketOut,
     TokenOut,
     UserSerializer,
 )
-from communities.services import accounts
+from communities.services import accounts, dms
 from sphere.errors import Forbidden
 from sphere.schema import errors
 from sphere.throttling import AuthThrottle
@@ -181,9 +184,27 @@ class WsTicketView(APIView):
 class MeView(APIView):
     @extend_schema(
         summary="The caller",
-        description="The signed-in user's id and username.",
-        responses={200: UserSerializer},
+        description="The signed-in user's id and username, and their settings.",
+        responses={200: MeSerializer},
         tags=["auth"],
     )
     def get(self, request: Request) -> Response:
-        return Response(UserSerializer(request.user).data)
+        return Response(MeSerializer(_me(actor(request))).data)
+
+    @extend_schema(
+        summary="Change the caller's settings",
+        description="`dm_policy`: who may start a DM with the caller (docs/dms.md).",
+        request=MeUpdateIn,
+        responses={200: MeSerializer},
+        tags=["auth"],
+    )
+    def patch(self, request: Request) -> Response:
+        data = parse(MeUpdateIn, request)
+        user = actor(request)
+        if "dm_policy" in data:
+            dms.dm_policy_set(actor=user, policy=data["dm_policy"])
+        return Response(MeSerializer(_me(user)).data)
+
+
+def _me(user: User) -> dict[str, Any]:
+    return {"id": user.pk, "username": user.username, "dm_policy": dms.dm_policy_of(user=user)}

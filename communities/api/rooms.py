@@ -18,6 +18,7 @@ from communities.api.serializers import (
     UserIdIn,
 )
 from communities.roles import Role
+from communities.services import dms
 from communities.services import rooms as room_services
 from sphere.schema import errors
 
@@ -117,26 +118,42 @@ class RoomMemberListView(generics.ListAPIView):
     @extend_schema(
         summary="List a room's members",
         description="The room's readers: every member of the community for a public room; a "
-        "private room's own members and the community's owner and admins.",
+        "private room's own members and the community's owner and admins; a DM's members "
+        "(each with the role `member`).",
     )
     def get(self, request: Request, *args: object, **kwargs: object) -> Response:
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         room = selectors.room_get_for_reader(user=self.request.user, room_id=self.kwargs["room_id"])
+        if room.community_id is None:
+            return selectors.dm_members_as_memberships(room=room)
         return selectors.room_members_list(room=room)
 
     @extend_schema(
-        summary="Add a member to a private room (admins)",
-        description="The user must be a member of the community (400 otherwise). A public "
-        "room has no members of its own (409).",
+        summary="Add a member to a private room (admins) or a group DM (its members)",
+        description="Private room: the user must be a member of the community (400 "
+        "otherwise); a public room has no members of its own (409). Group DM (three or more "
+        "members): any member adds someone they may message, up to ten members; the newcomer "
+        "reads the whole history. A two-person DM stays two (409: open a group DM instead).",
         request=UserIdIn,
         responses={
             201: MemberSerializer,
-            **errors({403: "Below admin (`forbidden`).", 409: "A public room (`conflict`)."}),
+            **errors(
+                {
+                    403: "Below admin, or a user who may not be messaged (`forbidden`).",
+                    409: "A public room, a two-person or full DM (`conflict`).",
+                }
+            ),
         },
     )
     def post(self, request: Request, room_id: int) -> Response:
+        room = selectors.room_get_for_reader(user=request.user, room_id=room_id)
+        if room.community_id is None:
+            data = parse(UserIdIn, request)
+            dms.dm_member_add(actor=actor(request), room=room, user_id=data["user_id"])
+            added = selectors.dm_members_as_memberships(room=room, user_id=data["user_id"])
+            return Response(MemberSerializer(added[0]).data, status=status.HTTP_201_CREATED)
         room = selectors.room_get_for_role(user=request.user, room_id=room_id, minimum=Role.ADMIN)
         data = parse(UserIdIn, request)
         membership = room_services.room_member_add(

@@ -9,7 +9,16 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from communities.models import AuditEntry, Ban, Community, Invite, JoinRequest, Membership, Room
+from communities.models import (
+    AuditEntry,
+    Ban,
+    Community,
+    Invite,
+    JoinRequest,
+    Membership,
+    Profile,
+    Room,
+)
 from communities.roles import ROLE_CHOICES
 from communities.selectors import INVITE_REASONS
 
@@ -62,15 +71,18 @@ class CommunitySerializer(serializers.ModelSerializer):
 
 class RoomSerializer(serializers.ModelSerializer):
     community: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True
+        slug_field="slug", read_only=True, allow_null=True
     )
     unread = serializers.SerializerMethodField()
+    members = serializers.SerializerMethodField()
 
     class Meta:
         model = Room
         fields = [
             "id",
+            "kind",
             "community",
+            "members",
             "name",
             "topic",
             "private",
@@ -84,6 +96,15 @@ class RoomSerializer(serializers.ModelSerializer):
         # Messages by others after the caller's read marker; annotated by the selector that
         # knows the caller, 0 where no message exists yet.
         return int(getattr(obj, "unread", 0) or 0)
+
+    @extend_schema_field(UserSerializer(many=True, allow_null=True))
+    def get_members(self, obj: Room) -> list[dict[str, Any]] | None:
+        """A DM's members, the caller included (``rooms_readable`` prefetches them); null for
+        a channel."""
+        if obj.community_id is not None:
+            return None
+        members = sorted(obj.room_members.all(), key=lambda m: m.user_id)
+        return [{"id": m.user_id, "username": m.user.username} for m in members]
 
 
 class MemberSerializer(serializers.ModelSerializer):
@@ -230,6 +251,26 @@ class RoomUpdateIn(StrictSerializer):
 
 class UserIdIn(StrictSerializer):
     user_id = serializers.IntegerField(min_value=1, max_value=2**53)
+
+
+class DmCreateIn(StrictSerializer):
+    user_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**53), min_length=1, max_length=20
+    )
+
+
+class MeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    dm_policy = serializers.ChoiceField(
+        choices=Profile.DmPolicy.choices,
+        help_text="Who may start a DM with the caller: `anyone`, `communities` (those sharing a "
+        "community; the default) or `none`.",
+    )
+
+
+class MeUpdateIn(StrictSerializer):
+    dm_policy = serializers.ChoiceField(choices=Profile.DmPolicy.choices, required=False)
 
 
 # --- Composite answers -------------------------------------------------------------------------

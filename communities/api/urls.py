@@ -1,5 +1,5 @@
 import sphere.converters  # noqa: F401  (registers the id and code converters)
-from communities.api import auth, communities, rooms
+from communities.api import auth, communities, dms, rooms
 from sphere.routes import api_path
 
 C = "communities/<slug:slug>"
@@ -34,4 +34,6 @@ urlpatterns = [
     api_path("rooms/<id:room_id>/", rooms.RoomDetailView.as_view()),
     api_path("rooms/<id:room_id>/members", rooms.RoomMemberListView.as_view()),
     api_path("rooms/<id:room_id>/members/<id:user_id>", rooms.RoomMemberDetailView.as_view()),
+    api_path("rooms/<id:room_id>/leave", dms.RoomLeaveView.as_view()),
+    api_path("dms/", dms.DmCreateView.as_view()),
 ]

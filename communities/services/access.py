@@ -14,9 +14,12 @@ def actor_membership(*, actor: User, community: Community) -> Membership | None:
     return Membership.objects.filter(community=community, user_id=actor.pk).first()
 
 
-def require_role(*, actor: User, community: Community, minimum: Role) -> Membership:
+def require_role(*, actor: User, community: Community | None, minimum: Role) -> Membership:
     """The actor's membership if it holds ``minimum``; NotFound where the community is
-    private and the actor not a member, Forbidden otherwise."""
+    private and the actor not a member, Forbidden otherwise (a DM, which has no community,
+    has no roles: Forbidden)."""
+    if community is None:
+        raise Forbidden(f"Requires the {minimum.value} role or higher.")
     membership = actor_membership(actor=actor, community=community)
     if membership is None:
         if community.visibility == Community.Visibility.PRIVATE:

@@ -14,7 +14,7 @@ from communities.services.access import require_role
 from communities.services.audit import audit_record, user_target
 from communities.services.communities import clean_name, clean_text
 from communities.services.members import user_get
-from sphere.errors import Conflict, Invalid, NotFound
+from sphere.errors import Conflict, Forbidden, Invalid, NotFound
 
 MAX_SLOW_MODE_S = 6 * 3600
 _FIELDS = {"name", "topic", "private", "slow_mode_s"}
@@ -90,10 +90,12 @@ def room_update(*, actor: User, room: Room, changes: dict[str, Any]) -> Room:
     try:
         with transaction.atomic():
             room = Room.objects.select_for_update().select_related("community").get(pk=room.pk)
-            require_role(actor=actor, community=room.community, minimum=minimum)
+            require_role(actor=actor, community=_community_of(room), minimum=minimum)
             changes = _clean(changes)  # after the role: permission comes before validation
             if "name" in changes:
-                _refuse_taken_name(community=room.community, name=changes["name"], room_id=room.pk)
+                _refuse_taken_name(
+                    community=_community_of(room), name=changes["name"], room_id=room.pk
+                )
             finish = events.track_room(room=room)
             before = {field: getattr(room, field) for field in changes}
             for field, value in changes.items():
@@ -104,7 +106,7 @@ def room_update(*, actor: User, room: Room, changes: dict[str, Any]) -> Room:
                 events.room_updated(room=room)
                 audit_record(
                     actor=actor,
-                    community=room.community,
+                    community=_community_of(room),
                     action="room.update",
                     target=f"room:{room.pk}",
                     detail={"before": before, "after": changes},
@@ -117,10 +119,10 @@ def room_update(*, actor: User, room: Room, changes: dict[str, Any]) -> Room:
 def room_delete(*, actor: User, room: Room) -> None:
     """Delete a room and its history (admin and up). Records ``room.delete``."""
     with transaction.atomic():
-        require_role(actor=actor, community=room.community, minimum=Role.ADMIN)
+        require_role(actor=actor, community=_community_of(room), minimum=Role.ADMIN)
         audit_record(
             actor=actor,
-            community=room.community,
+            community=_community_of(room),
             action="room.delete",
             target=f"room:{room.pk}",
             detail={"name": room.name},
@@ -130,8 +132,15 @@ def room_delete(*, actor: User, room: Room) -> None:
         finish("deleted")
 
 
+def _community_of(room: Room) -> Community:
+    """The room's community; a DM has none, and nobody administers it (Forbidden)."""
+    if room.community is None:
+        raise Forbidden("A direct message has no admins.")
+    return room.community
+
+
 def _private_room_admin(actor: User, room: Room) -> None:
-    require_role(actor=actor, community=room.community, minimum=Role.ADMIN)
+    require_role(actor=actor, community=_community_of(room), minimum=Role.ADMIN)
     if not room.private:
         raise Conflict("Only private rooms have their own members.")
 
@@ -144,7 +153,7 @@ def room_member_add(*, actor: User, room: Room, user_id: int) -> Membership:
         _private_room_admin(actor, room)
         membership = (
             Membership.objects.select_related("user")
-            .filter(community=room.community, user=user)
+            .filter(community=_community_of(room), user=user)
             .first()
         )
         if membership is None:
@@ -157,7 +166,7 @@ def room_member_add(*, actor: User, room: Room, user_id: int) -> Membership:
         if created:
             audit_record(
                 actor=actor,
-                community=room.community,
+                community=_community_of(room),
                 action="room.member_add",
                 target=user_target(user),
                 detail={"room": room.pk},
@@ -177,7 +186,7 @@ def room_member_remove(*, actor: User, room: Room, user_id: int) -> None:
         finish("removed")
         audit_record(
             actor=actor,
-            community=room.community,
+            community=_community_of(room),
             action="room.member_remove",
             target=f"user:{user_id}",
             detail={"room": room.pk},

@@ -28,7 +28,7 @@ def test_register_returns_user_and_a_working_token() -> None:
     assert body["user"]["username"] == "new_user"
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {body['token']}")
-    assert client.get("/api/v1/me").json() == body["user"]
+    assert client.get("/api/v1/me").json() == {**body["user"], "dm_policy": "communities"}
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,8 @@ def test_room_lists_respect_private_rooms(world: World) -> None:
     assert [room["name"] for room in my_rooms] == ["general"]
     assert set(my_rooms[0]) == {
         "id",
+        "kind",
+        "members",
         "community",
         "name",
         "topic",
