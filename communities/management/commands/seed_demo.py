@@ -16,7 +16,7 @@ from chat.services.messages import message_post
 from chat.services.reactions import reaction_add
 from communities.models import Community, Membership, Room
 from communities.services import communities as community_services
-from communities.services import members, rooms
+from communities.services import dms, members, rooms
 from communities.services.desk import desk_grant
 from sphere.errors import ApplicationError
 
@@ -45,6 +45,18 @@ CONVERSATION = [
     ("dave-thanks", "general", "dave", "Thanks @carol, that works nicely.", "carol-tip"),
     ("coffee", "random", "bob", "Coffee or tea while you work? Asking for a poll.", None),
     ("tea", "random", "erin", "Tea, always. Coffee is for deadlines.", "coffee"),
+]  # fmt: skip
+# A thread under Bob's poll: (key, root key, author, body)
+THREAD = [
+    ("poll-alice", "coffee", "alice", "Coffee before noon, tea after. Both count."),
+    ("poll-dave", "coffee", "dave", "Neither: hot chocolate. @erin you are outvoted anyway."),
+]
+# Direct messages: (the users, (author, body) in order)
+DMS = [
+    (("alice", "dave"), [("alice", "Hi Dave, welcome aboard. Ping me here any time."),
+                         ("dave", "Thanks Alice! Will do.")]),
+    (("bob", "carol", "erin"), [("bob", "Carol, Erin: shall we set up a #books room?"),
+                                ("erin", "Yes please, I have a reading list ready.")]),
 ]  # fmt: skip
 # (message key, who reacts, emoji)
 REACTIONS = [("welcome", "dave", "👋"), ("welcome", "erin", "👋"), ("carol-tip", "dave", "👍")]
@@ -124,6 +136,35 @@ class Command(BaseCommand):
                         client_msg_id=f"demo-{key}",
                         reply_to=posted[reply_key].pk if reply_key else None,
                     )
+            except ApplicationError:
+                continue
+        for key, root_key, author, body in THREAD:
+            root = posted.get(root_key)
+            if root is None:
+                continue
+            try:
+                with transaction.atomic():
+                    posted[key], _ = message_post(
+                        actor=users[author],
+                        room=root.room,
+                        body=body,
+                        client_msg_id=f"demo-{key}",
+                        thread_root=root.pk,
+                    )
+            except ApplicationError:
+                continue
+        for names, lines in DMS:
+            try:
+                with transaction.atomic():
+                    first, *others = (users[name] for name in names)
+                    dm, _ = dms.dm_open(actor=first, user_ids=[user.pk for user in others])
+                    for n, (author, body) in enumerate(lines):
+                        message_post(
+                            actor=users[author],
+                            room=dm,
+                            body=body,
+                            client_msg_id=f"demo-dm-{n}",
+                        )
             except ApplicationError:
                 continue
         for key, who, emoji in REACTIONS:
