@@ -394,3 +394,22 @@ def co_reader_ids(*, user_id: int, max_readers: int) -> set[int]:
     with connection.cursor() as cursor:
         cursor.execute(sql, args)
         return {row[0] for row in cursor.fetchall()}
+
+
+def users_search(*, user: AnyUser, q: str) -> QuerySet[Any]:
+    """Active users whose username starts with ``q`` (any case) and who share a community with
+    ``user`` (the caller excluded), by username: whom the caller could start a DM with under
+    the default policy (docs/dms.md)."""
+    from django.contrib.auth import get_user_model
+    from django.db.models.functions import Lower
+
+    user_id: Any = user.pk
+    mine = Membership.objects.filter(user_id=user_id).values("community_id")
+    sharing = Membership.objects.filter(community_id__in=mine).values("user_id")
+    return (
+        get_user_model()
+        .objects.annotate(lower_name=Lower("username"))
+        .filter(is_active=True, pk__in=sharing, lower_name__startswith=q.lower())
+        .exclude(pk=user_id)
+        .order_by("lower_name", "pk")
+    )

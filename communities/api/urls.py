@@ -1,5 +1,5 @@
 import sphere.converters  # noqa: F401  (registers the id and code converters)
-from communities.api import auth, communities, dms, rooms
+from communities.api import auth, communities, dms, rooms, users
 from sphere.routes import api_path
 
 C = "communities/<slug:slug>"
@@ -36,4 +36,5 @@ urlpatterns = [
     api_path("rooms/<id:room_id>/members/<id:user_id>", rooms.RoomMemberDetailView.as_view()),
     api_path("rooms/<id:room_id>/leave", dms.RoomLeaveView.as_view()),
     api_path("dms/", dms.DmCreateView.as_view()),
+    api_path("users/", users.UserSearchView.as_view()),
 ]

@@ -410,3 +410,19 @@ def test_only_superusers_manage_site_terms(world: World, client: Any) -> None:
     )
     assert done.status_code == 302
     assert BlockedTerm.objects.get(term="scam").community is None
+
+
+def test_user_search_finds_people_sharing_a_community(world: World) -> None:
+    member = world.users["member"]
+    stranger = UserFactory(username="zz_stranger")
+    mate = MembershipFactory(community=world.community, user=UserFactory(username="ZZ_mate")).user
+    gone = MembershipFactory(community=world.community, user=UserFactory(username="zz_gone")).user
+    gone.is_active = False
+    gone.save()
+    client = client_for(member)
+    found = client.get("/api/v1/users/", {"q": "zz"}).json()["results"]
+    assert [u["id"] for u in found] == [mate.pk]
+    assert stranger.pk not in [u["id"] for u in found]
+    assert client.get("/api/v1/users/", {"q": member.username}).json()["results"] == []
+    assert client.get("/api/v1/users/").status_code == 400
+    assert world.client("anonymous").get("/api/v1/users/", {"q": "zz"}).status_code == 401

@@ -30,7 +30,9 @@ export function message(id, seq, extra = {}) {
 export function room(id, extra = {}) {
   return {
     id,
+    kind: "channel",
     community: "lounge",
+    members: null,
     name: `room-${id}`,
     topic: "",
     private: false,
@@ -40,6 +42,19 @@ export function room(id, extra = {}) {
     created_at: "2026-01-01T00:00:00Z",
     ...extra,
   };
+}
+
+// A DM of ME and `others` (docs/web-client.md, "Direct messages"): no community, no name,
+// its members by id.
+export function dm(id, others, extra = {}) {
+  return room(id, {
+    kind: "dm",
+    community: null,
+    name: "",
+    private: true,
+    members: [ME, ...others].sort((a, b) => a.id - b.id),
+    ...extra,
+  });
 }
 
 // state: the store; calls: [name, ...args] of each callback; seeing: whether the page shows

@@ -7,6 +7,7 @@
 
 import { ApiError } from "./api.js";
 import { actions, send, setReply, typed } from "./compose.js";
+import { addPeople, bindPicker, leave, messageUser, newMessage } from "./dms.js";
 import { $, failure, session, state } from "./page.js";
 import {
   browse,
@@ -23,7 +24,11 @@ import { acceptInviteFromLink, showSignIn, signIn, signOut, start } from "./sess
 import { logOf } from "./store.js";
 
 function wire() {
-  bindControls({ openRoom, older, actions });
+  bindControls({ openRoom, older, actions, message: messageUser });
+  bindPicker();
+  $("new-dm-button").addEventListener("click", newMessage);
+  $("add-people-button").addEventListener("click", addPeople);
+  $("leave-button").addEventListener("click", leave);
   $("signin-form").addEventListener("submit", signIn);
   $("signout").addEventListener("click", signOut);
   $("composer").addEventListener("submit", send);

@@ -2,7 +2,7 @@
 // (drawing, the read marker, a notice) is left to the callbacks the page passes in: nothing
 // here touches the DOM, so the tests run these handlers under Node against a plain store.
 
-import { logOf } from "./store.js";
+import { isDm, logOf, roomLabel } from "./store.js";
 
 /** @typedef {import("./types.js").State} State */
 /** @typedef {import("./types.js").ServerFrame} ServerFrame */
@@ -236,11 +236,15 @@ export function createHandlers(state, ui) {
   function onRoomInfo(info, added) {
     const known = state.rooms.get(info.id);
     state.rooms.set(info.id, known ? { ...known, ...info } : info);
-    if (added && !state.communities.has(info.community)) {
+    // A DM has no community (docs/web-client.md, "Direct messages"): nothing to load.
+    if (added && info.community !== null && !state.communities.has(info.community)) {
       ui.loadCommunities().then(ui.renderSidebar);
     }
     ui.renderSidebar();
-    if (info.id === state.current) ui.renderHeader();
+    if (info.id === state.current) {
+      ui.renderHeader();
+      if (info.members) ui.refreshMembers(); // a group DM's members changed
+    }
   }
 
   /**
@@ -262,7 +266,12 @@ export function createHandlers(state, ui) {
           left: "you left",
           deleted: "it was deleted",
         }[reason] || "you can no longer read it";
-      ui.notify(`#${room ? room.name : "this room"} is gone: ${why}.`, "error");
+      const what = !room
+        ? "This room"
+        : isDm(room)
+          ? `The conversation with ${roomLabel(room, state.me)}`
+          : roomLabel(room, state.me);
+      ui.notify(`${what} is gone: ${why}.`, "error");
       ui.renderRoom();
     }
   }

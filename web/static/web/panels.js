@@ -4,6 +4,7 @@
 import { api, apiAll } from "./api.js";
 import { $, failure, notify, state } from "./page.js";
 import { loadCommunities, loadMembers, openRoom } from "./rooms.js";
+import { roomLabel } from "./store.js";
 import { el, excerpt, panel } from "./view.js";
 
 function showPanel(...content) {
@@ -132,7 +133,7 @@ export async function searchMessages(event) {
         el("button", {
           type: "button",
           class: "link",
-          text: `#${room ? room.name : m.room}`,
+          text: room ? roomLabel(room, state.me) : `#${m.room}`,
           onclick: () => {
             closePanel();
             openRoom(m.room);

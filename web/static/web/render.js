@@ -2,41 +2,35 @@
 // typing, the members panel.
 
 import { $, state } from "./page.js";
-import { byName, canModerate, logOf } from "./store.js";
+import { canModerate, dmName, isDm, isGroupDm, logOf, otherNames, sidebarRooms } from "./store.js";
 import { el, messageItem, roomEntry } from "./view.js";
 
-// What the drawn controls do. The modules that act (opening a room, sending, moderating) draw
-// through this one, so they are handed in by app.js rather than imported here in a circle.
-const controls = { openRoom: () => {}, older: () => {}, actions: {} };
+// What the drawn controls do. The modules that act (opening a room, sending, moderating,
+// starting a DM) draw through this one, so they are handed in by app.js rather than imported
+// here in a circle.
+const controls = { openRoom: () => {}, older: () => {}, actions: {}, message: () => {} };
 
-export function bindControls({ openRoom, older, actions }) {
-  Object.assign(controls, { openRoom, older, actions });
+export function bindControls({ openRoom, older, actions, message }) {
+  Object.assign(controls, { openRoom, older, actions, message });
 }
 
 export function renderSidebar() {
-  const list = $("room-list");
-  const groups = new Map();
-  for (const room of [...state.rooms.values()].sort(byName)) {
-    if (!groups.has(room.community)) groups.set(room.community, []);
-    groups.get(room.community).push(room);
-  }
-  list.replaceChildren(
+  const { groups, dms } = sidebarRooms(state);
+  const entry = (room) =>
+    roomEntry(room, { current: state.current, onOpen: controls.openRoom, me: state.me });
+  $("room-list").replaceChildren(
     ...[...groups].map(([slug, rooms]) => {
       const community = state.communities.get(slug);
       return el(
         "li",
         { class: "community" },
         el("h2", { text: community ? community.name : slug }),
-        el(
-          "ul",
-          {},
-          rooms.map((room) =>
-            roomEntry(room, { current: state.current, onOpen: controls.openRoom }),
-          ),
-        ),
+        el("ul", {}, rooms.map(entry)),
       );
     }),
   );
+  // Direct messages below the communities' rooms (docs/web-client.md, "Direct messages").
+  $("dm-list").replaceChildren(...dms.map(entry));
 }
 
 export function renderRoom() {
@@ -52,12 +46,23 @@ export function renderRoom() {
 
 export function renderHeader() {
   const room = state.rooms.get(state.current);
-  $("room-title").textContent = room
-    ? `#${room.name}${room.private ? " (private)" : ""}`
-    : "Pick a room";
-  $("room-topic").textContent = room ? room.topic : "";
+  const dm = isDm(room);
+  $("room-title").textContent = !room
+    ? "Pick a room"
+    : dm
+      ? dmName(room, state.me)
+      : `#${room.name}${room.private ? " (private)" : ""}`;
+  $("room-topic").textContent = room && !dm ? room.topic : "";
+  // A group DM's header lists its members (the reader as "you") and offers adding and leaving;
+  // a two-person DM neither (docs/web-client.md, "Direct messages").
+  const group = isGroupDm(room);
+  const people = $("room-people");
+  people.hidden = !group;
+  people.textContent = group ? `Members: ${[...otherNames(room, state.me), "you"].join(", ")}` : "";
+  $("add-people-button").hidden = !group;
+  $("leave-button").hidden = !group;
   const moderating = room ? canModerate(state, room.id) : false;
-  const community = room && state.communities.get(room.community);
+  const community = room && !dm && state.communities.get(room.community);
   $("reports-button").hidden = !moderating;
   $("invite-button").hidden = !(community && ["owner", "admin"].includes(community.my_role));
 }
@@ -161,11 +166,22 @@ export function renderMembers() {
           class: state.online.has(m.user.id) ? "dot online" : "dot",
           "aria-hidden": "true",
         }),
-        el("span", { text: m.user.username }),
+        el("span", { class: "who", text: m.user.username }),
         el("span", {
-          class: "muted",
+          class: "muted role",
           text: ` ${m.role}${state.online.has(m.user.id) ? ", online" : ""}`,
         }),
+        // Anyone but oneself can be messaged from here (a DM of the two, opened or made).
+        state.me && m.user.id !== state.me.id
+          ? el("button", {
+              type: "button",
+              class: "secondary small",
+              text: "Message",
+              "aria-label": `Message ${m.user.username}`,
+              dataset: { user: String(m.user.id) },
+              onclick: () => controls.message(m.user),
+            })
+          : null,
       ),
     ),
   );

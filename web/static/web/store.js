@@ -132,11 +132,103 @@ export function canModerate(state, roomId) {
 }
 
 /**
+ * Channels by community and name; DMs (no community) after them, by id.
  * @param {import("./types.js").Room} a
  * @param {import("./types.js").Room} b
  */
 export function byName(a, b) {
+  if (isDm(a) || isDm(b)) return Number(isDm(a)) - Number(isDm(b)) || a.id - b.id;
   return a.community.localeCompare(b.community) || a.name.localeCompare(b.name);
+}
+
+// Direct messages (docs/web-client.md, "Direct messages"): a DM is a room of `kind: "dm"`,
+// with no community and its `members` (the reader included); a channel's `members` is null.
+
+/** @param {import("./types.js").Room | undefined | null} room */
+export function isDm(room) {
+  return Boolean(room) && room.kind === "dm";
+}
+
+/**
+ * A group DM (three members or more) can be left and grown; a two-person DM neither.
+ * @param {import("./types.js").Room | undefined | null} room
+ */
+export function isGroupDm(room) {
+  return isDm(room) && (room.members || []).length >= 3;
+}
+
+/**
+ * The usernames of a DM's other members, sorted; the reader's own never, unless alone.
+ * @param {import("./types.js").Room} room
+ * @param {import("./types.js").User | null} me
+ * @returns {string[]}
+ */
+export function otherNames(room, me) {
+  const others = (room.members || []).filter((u) => !me || u.id !== me.id);
+  return others.map((u) => u.username).sort((a, b) => a.localeCompare(b));
+}
+
+/**
+ * What a DM is called: its other members' usernames, comma-separated ("you" once alone).
+ * @param {import("./types.js").Room} room
+ * @param {import("./types.js").User | null} me
+ */
+export function dmName(room, me) {
+  const names = otherNames(room, me);
+  return names.length ? names.join(", ") : "you";
+}
+
+/**
+ * A room as text: `#name` for a channel, the other members for a DM.
+ * @param {import("./types.js").Room} room
+ * @param {import("./types.js").User | null} me
+ */
+export function roomLabel(room, me) {
+  return isDm(room) ? dmName(room, me) : `#${room.name}`;
+}
+
+/**
+ * The sidebar's two parts: channels grouped by community (slug -> rooms, by name), and the
+ * DMs sorted by their names.
+ * @param {State} state
+ */
+export function sidebarRooms(state) {
+  /** @type {Map<string, import("./types.js").Room[]>} */
+  const groups = new Map();
+  const dms = [];
+  for (const room of [...state.rooms.values()].sort(byName)) {
+    if (isDm(room)) {
+      dms.push(room);
+      continue;
+    }
+    if (!groups.has(room.community)) groups.set(room.community, []);
+    groups.get(room.community).push(room);
+  }
+  const named = dms.map((room) => ({ room, name: dmName(room, state.me) }));
+  named.sort((a, b) => a.name.localeCompare(b.name) || a.room.id - b.room.id);
+  return { groups, dms: named.map((n) => n.room) };
+}
+
+/**
+ * Who the picker offers: the members of the reader's communities, each once, never the
+ * reader nor anyone in `exclude`; those whose username holds `query` (any case), by username.
+ * @param {import("./types.js").Member[]} members
+ * @param {import("./types.js").User | null} me
+ * @param {string} query
+ * @param {Iterable<number>} [exclude] user ids
+ * @returns {import("./types.js").User[]}
+ */
+export function pickable(members, me, query, exclude = []) {
+  const skip = new Set(exclude);
+  if (me) skip.add(me.id);
+  const wanted = query.trim().toLowerCase();
+  const users = new Map();
+  for (const { user } of members) {
+    if (skip.has(user.id) || users.has(user.id)) continue;
+    if (wanted && !user.username.toLowerCase().includes(wanted)) continue;
+    users.set(user.id, user);
+  }
+  return [...users.values()].sort((a, b) => a.username.localeCompare(b.username));
 }
 
 /**

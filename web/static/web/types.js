@@ -19,9 +19,13 @@
 
 /**
  * A room as `hello`, `room.added`/`room.updated` and `GET /api/v1/rooms/{id}/` give it.
+ * A DM (`kind: "dm"`) has no community, an empty name, and its members (the reader
+ * included, by id); a channel's `members` is null.
  * @typedef {object} Room
  * @property {number} id
- * @property {string} community the community's slug
+ * @property {"channel" | "dm"} kind
+ * @property {string | null} community the community's slug; null for a DM
+ * @property {User[] | null} members a DM's members; null for a channel
  * @property {string} name
  * @property {string} topic
  * @property {boolean} private

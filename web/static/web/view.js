@@ -1,6 +1,8 @@
 // Building the page's pieces. Text from the server is only ever set as text (textContent),
 // never as markup.
 
+import { dmName, isDm } from "./store.js";
+
 export const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
 
 export function el(tag, props = {}, ...children) {
@@ -163,9 +165,14 @@ export function messageItem(message, { me, parent, canModerate, actions, pending
   );
 }
 
-export function roomEntry(room, { current, onOpen }) {
+// One entry of the sidebar: a channel (`#name`, "private" badge) or a DM (its other members'
+// names), with its unread count.
+export function roomEntry(room, { current, onOpen, me = null }) {
+  const dm = isDm(room);
+  const name = dm ? dmName(room, me) : room.name;
   const unread =
     room.unread > 0 ? el("span", { class: "unread", text: String(room.unread) }) : null;
+  const kind = dm ? "direct message with " : room.private ? "private room " : "room ";
   return el(
     "li",
     {},
@@ -173,15 +180,17 @@ export function roomEntry(room, { current, onOpen }) {
       "button",
       {
         type: "button",
-        class: room.id === current ? "room current" : "room",
+        class: `${room.id === current ? "room current" : "room"}${dm ? " dm" : ""}`,
         "aria-current": room.id === current ? "true" : null,
-        "aria-label": `${room.private ? "private room " : "room "}${room.name}${room.unread ? `, ${room.unread} unread` : ""}`,
+        "aria-label": `${kind}${name}${room.unread ? `, ${room.unread} unread` : ""}`,
         dataset: { room: String(room.id) },
         onclick: () => onOpen(room.id),
       },
-      el("span", { class: "hash", "aria-hidden": "true", text: "#" }),
-      el("span", { class: "name", text: room.name }),
-      room.private ? el("span", { class: "badge", "aria-hidden": "true", text: "private" }) : null,
+      el("span", { class: "hash", "aria-hidden": "true", text: dm ? "@" : "#" }),
+      el("span", { class: "name", text: name }),
+      room.private && !dm
+        ? el("span", { class: "badge", "aria-hidden": "true", text: "private" })
+        : null,
       unread,
     ),
   );
