@@ -114,7 +114,7 @@ def events_after(
     found = []
     for seq, type_, payload in rows:
         urls: tuple[str, ...] = ()
-        if type_ == "message.new":
+        if type_ == "message.new" and community_id is not None:  # a DM's links: no reach
             urls = urls_in(str(payload.get("message", {}).get("body", "")))
         found.append(
             StoredEvent(

@@ -64,7 +64,9 @@ class ThreadFollow(models.Model):
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="thread_follows")
     root = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="follows")
-    following = models.BooleanField(default=True)
+    # True: follows; False: chose to unfollow (automatic follows leave it so); None: no choice
+    # yet (a thread marker alone): an automatic follow makes it True.
+    following = models.BooleanField(null=True, default=True)
     read_seq = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -37,7 +37,11 @@ def _root(request: Request, message_id: int) -> Message:
 
 
 def _state(state: ThreadFollow) -> dict[str, Any]:
-    return {"message_id": state.root_id, "following": state.following, "read_seq": state.read_seq}
+    return {
+        "message_id": state.root_id,
+        "following": bool(state.following),
+        "read_seq": state.read_seq,
+    }
 
 
 @extend_schema(tags=["threads"])

@@ -15,8 +15,9 @@ from sphere.errors import Invalid
 
 
 def _state(actor: User, root: Message) -> ThreadFollow:
+    # A row made for a marker records no choice (None): a later automatic follow still applies.
     state, _ = ThreadFollow.objects.select_for_update().get_or_create(
-        user=actor, root=root, defaults={"following": False}
+        user=actor, root=root, defaults={"following": None}
     )
     return state
 
@@ -28,7 +29,7 @@ def thread_follow(*, actor: User, root: Message) -> ThreadFollow:
     check_act_rate("follow", user_id=actor.pk)
     with transaction.atomic():
         state = _state(actor, root)
-        if not state.following:
+        if state.following is not True:
             state.following = True
             state.save(update_fields=["following"])
     return state
@@ -40,7 +41,7 @@ def thread_unfollow(*, actor: User, root: Message) -> ThreadFollow:
     check_act_rate("follow", user_id=actor.pk)
     with transaction.atomic():
         state = _state(actor, root)
-        if state.following:
+        if state.following is not False:
             state.following = False
             state.save(update_fields=["following"])
     return state

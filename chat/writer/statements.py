@@ -114,7 +114,7 @@ class _Threads:
     """What replies change besides their own rows: each root's summary (with the seq of its
     last ``thread.updated`` as its ``event_seq``), and follows: ``forced`` (repliers, who
     follow again even after unfollowing) and ``joined`` (the root's author and those
-    mentioned, unless they chose already)."""
+    mentioned, unless they chose to unfollow)."""
 
     roots: dict[int, tuple[int, list[int], int]] = field(default_factory=dict)
     forced: set[tuple[int, int]] = field(default_factory=set)  # (user, root)
@@ -174,7 +174,11 @@ class _Batch:
         self, rooms: dict[int, _Room]
     ) -> dict[tuple[int, int], tuple[str, datetime | None]]:
         pairs = sorted(
-            {(rooms[s.room_id].community_id, s.author_id) for s in self.sends if s.room_id in rooms}
+            {
+                (community_id, s.author_id)
+                for s in self.sends
+                if s.room_id in rooms and (community_id := rooms[s.room_id].community_id)
+            }
         )
         if not pairs:
             return {}
@@ -325,7 +329,10 @@ class _Batch:
                 )
             for follows, on_conflict in (
                 (threads.forced, "DO UPDATE SET following = 1"),  # SQLite's true
-                (threads.joined - threads.forced, "DO NOTHING"),
+                (
+                    threads.joined - threads.forced,
+                    "DO UPDATE SET following = COALESCE(following, 1)",
+                ),
             ):
                 if follows:
                     cursor.execute(
@@ -394,7 +401,8 @@ class _PgBatch(_Batch):
             last_posts={
                 (r[0], r[1]): when for r in last_posts if (when := _aware(r[2])) is not None
             },
-            terms=_terms_of(sorted(tuple(r) for r in terms)),
+            # By community (the site's, None, last) and term, as the plain read orders them.
+            terms=_terms_of(sorted((tuple(r) for r in terms), key=_term_order)),
             parents={r[0]: r[1] for r in parents},
             named={(r[0], r[1]): (r[2], r[3]) for r in named},
             ids=sorted(taken or []),
@@ -458,6 +466,10 @@ def _terms_of(
     for community_id, term, action in rows:
         found.setdefault(community_id, []).append((term, action))
     return {community: tuple(terms) for community, terms in found.items()}
+
+
+def _term_order(row: tuple[Any, ...]) -> tuple[bool, int, str]:
+    return row[0] is None, row[0] or 0, row[1]
 
 
 def _agg(select: str) -> str:
@@ -574,7 +586,7 @@ WITH messages AS (
   INSERT INTO {_FOLLOWS} (user_id, root_id, following, read_seq, created_at)
   SELECT user_id, root_id, true, 0, %(now)s::timestamptz
   FROM unnest(%(joined_users)s::bigint[], %(joined_roots)s::bigint[]) AS t(user_id, root_id)
-  ON CONFLICT (user_id, root_id) DO NOTHING
+  ON CONFLICT (user_id, root_id) DO UPDATE SET following = COALESCE({_FOLLOWS}.following, true)
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM events),

@@ -151,9 +151,10 @@ class RoomMemberListView(generics.ListAPIView):
         room = selectors.room_get_for_reader(user=request.user, room_id=room_id)
         if room.community_id is None:
             data = parse(UserIdIn, request)
-            dms.dm_member_add(actor=actor(request), room=room, user_id=data["user_id"])
-            added = selectors.dm_members_as_memberships(room=room, user_id=data["user_id"])
-            return Response(MemberSerializer(added[0]).data, status=status.HTTP_201_CREATED)
+            _, added = dms.dm_member_add(actor=actor(request), room=room, user_id=data["user_id"])
+            member = selectors.dm_members_as_memberships(room=room, user_id=data["user_id"])[0]
+            code = status.HTTP_201_CREATED if added else status.HTTP_200_OK
+            return Response(MemberSerializer(member).data, status=code)
         room = selectors.room_get_for_role(user=request.user, room_id=room_id, minimum=Role.ADMIN)
         data = parse(UserIdIn, request)
         membership = room_services.room_member_add(

@@ -255,7 +255,10 @@ class UserIdIn(StrictSerializer):
 
 class DmCreateIn(StrictSerializer):
     user_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=2**53), min_length=1, max_length=20
+        child=serializers.IntegerField(min_value=1, max_value=2**53),
+        min_length=1,
+        max_length=100,
+        help_text="1 to 9 other users; the caller's own id and repeats are ignored.",
     )
 
 

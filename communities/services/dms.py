@@ -87,6 +87,9 @@ def dm_open(*, actor: User, user_ids: object) -> tuple[Room, bool]:
     key = dm_key(others | {actor.pk})
     existing = Room.objects.filter(dm_key=key).first()
     if existing is not None:
+        # Its members already talk, whatever a policy says now; but a block holds.
+        if any(dm_blocked(sender_id=actor.pk, recipient_id=other) for other in others):
+            raise Forbidden(_REFUSED)
         return existing, False
     if dm_refusal(sender=actor, recipient_ids=others):
         raise Forbidden(_REFUSED)
@@ -133,21 +136,22 @@ def dm_leave(*, actor: User, room: Room) -> None:
         events.room_updated(room=locked)
 
 
-def dm_member_add(*, actor: User, room: Room, user_id: object) -> Room:
-    """A member adds someone to a group DM (up to ten members). The new member reads the
-    whole history, as members of a private room do (docs/dms.md). Raises NotFound (not a
-    member), Conflict (a two-person DM: open a new DM with everyone instead; full; the
-    resulting set already has a DM), Invalid, Forbidden (the newcomer may not be messaged
-    by the adder), RateLimited. Adding a member again changes nothing."""
+def dm_member_add(*, actor: User, room: Room, user_id: object) -> tuple[Room, bool]:
+    """A member adds someone to a group DM (up to ten members): ``(room, added)``. The
+    newcomer reads the whole history, as members of a private room do (docs/dms.md). Raises
+    NotFound (not a member), Conflict (a two-person DM: open a new DM with everyone instead;
+    full; the resulting set already has a DM), Invalid, Forbidden (the newcomer may not be
+    messaged by the adder), RateLimited. Adding a member again changes nothing (``added``
+    False)."""
     if not isinstance(user_id, int) or isinstance(user_id, bool):
         raise Invalid("user_id is a user id.", fields={"user_id": ["A user id."]})
-    check_act_rate("dm", user_id=actor.pk)
     try:
         with transaction.atomic():
             locked = _lock_dm(actor=actor, room_id=room.pk)
             members = set(RoomMember.objects.filter(room=locked).values_list("user_id", flat=True))
             if user_id in members:
-                return locked
+                return locked, False
+            check_act_rate("dm", user_id=actor.pk)
             if len(members) <= MIN_MEMBERS:
                 raise Conflict("A two-person DM stays two: open a group DM with everyone.")
             if len(members) >= MAX_MEMBERS:
@@ -162,7 +166,7 @@ def dm_member_add(*, actor: User, room: Room, user_id: object) -> Room:
             events.room_updated(room=locked)
     except IntegrityError as exc:
         raise Conflict("A DM of these members exists already.") from exc
-    return locked
+    return locked, True
 
 
 def _rekey(room: Room, members: set[int]) -> None:

@@ -221,3 +221,15 @@ async def test_replies_and_thread_updates_reach_readers_live_in_order_and_replay
     ]
     await a.disconnect()
     await again.disconnect()
+
+
+@pytest.mark.django_db
+def test_a_thread_marker_alone_does_not_stop_an_automatic_follow(world: World) -> None:
+    author, reader = world.users["member"], world.target
+    root = post(author, world.general, "root")
+    post(author, world.general, "first", thread_root=root.pk)
+    client = client_for(reader)
+    read = client.post(f"/api/v1/messages/{root.pk}/thread/read", {"seq": 100}, format="json")
+    assert read.json()["following"] is False
+    post(author, world.general, f"@{reader.username} look", thread_root=root.pk)
+    assert ThreadFollow.objects.get(root=root, user=reader).following is True

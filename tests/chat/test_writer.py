@@ -372,3 +372,41 @@ def test_the_writer_thread_stores_what_it_is_given(
     finally:
         lone.stop()
     assert not lone.thread.is_alive()
+
+
+def test_one_batch_mixes_dms_channels_threads_and_both_kinds_of_terms(
+    world: World, no_message_rate: None
+) -> None:
+    from communities.services import dms
+
+    member, target = world.users["member"], world.target
+    dm, _ = dms.dm_open(actor=member, user_ids=[target.pk])
+    BlockedTerm.objects.create(community=None, term="sitebad", action="block")
+    BlockedTerm.objects.create(community=world.community, term="localbad", action="block")
+    root = store_batch([send(member, world.general, "root", "root")])[0]
+    assert isinstance(root, Stored)
+    # One call, one transaction (a failed batch would raise here, not fall back).
+    outcomes = store_batch(
+            [
+                send(member, dm, f"hi @{target.username}", "d1"),
+                send(member, world.general, "channel", "c1"),
+                Send(target.pk, target.username, world.general.pk, "reply", "t1",
+                     thread_root=root.message_id),
+                send(target, dm, "so sitebad", "d2"),
+                send(member, world.general, "so localbad", "c2"),
+                send(member, dm, "so localbad", "d3"),
+            ]
+        )  # fmt: skip
+    assert [type(o).__name__ for o in outcomes] == [
+        "Stored", "Stored", "Stored", "BlockedContent", "BlockedContent", "Stored",
+    ]  # fmt: skip
+    dm_message = Message.objects.get(pk=outcomes[0].message_id)  # type: ignore[union-attr]
+    assert dm_message.mentions == [target.pk]
+    # The reply took two seqs (its message.new and the root's thread.updated).
+    reply = outcomes[2]
+    assert isinstance(reply, Stored)
+    types = dict(
+        RoomEvent.objects.filter(room=world.general, seq__gt=root.seq).values_list("seq", "type")
+    )
+    assert types[reply.seq] == "message.new"
+    assert types[reply.seq + 1] == "thread.updated"

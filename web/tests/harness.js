@@ -90,6 +90,9 @@ export function openPage() {
     loadCommunities: record("loadCommunities", () => Promise.resolve()),
     send: record("send", true),
     schedule: record("schedule"),
+    renderThread: record("renderThread"),
+    refreshThreads: record("refreshThreads"),
+    readThread: record("readThread"),
   }).onFrame;
 }
 

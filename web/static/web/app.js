@@ -22,9 +22,13 @@ import { bindControls, renderSidebar } from "./render.js";
 import { markRead, older, openRoom } from "./rooms.js";
 import { acceptInviteFromLink, showSignIn, signIn, signOut, start } from "./session.js";
 import { logOf } from "./store.js";
+import { bindThread, closeThread, openThread, readToEnd } from "./threads.js";
 
 function wire() {
-  bindControls({ openRoom, older, actions, message: messageUser });
+  // "Reply in thread" and a root's "N replies" open the thread pane (threads.js).
+  const acts = { ...actions, thread: (message) => openThread(message.id, message.room) };
+  bindControls({ openRoom, older, actions: acts, message: messageUser });
+  bindThread();
   bindPicker();
   $("new-dm-button").addEventListener("click", newMessage);
   $("add-people-button").addEventListener("click", addPeople);
@@ -49,14 +53,22 @@ function wire() {
       older();
     markRead();
   });
-  document.addEventListener("visibilitychange", markRead);
+  document.addEventListener("visibilitychange", () => {
+    markRead();
+    if (state.thread !== null) readToEnd(state.thread); // replies that came while away
+  });
   window.addEventListener("hashchange", async () => {
     if (!state.me) return; // signing in handles it
     await acceptInviteFromLink();
     renderSidebar();
   });
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") closePanel();
+    if (event.key !== "Escape" || /** @type {HTMLDialogElement} */ ($("picker")).open) return;
+    // Escape closes the thread pane when focus is in it (or no panel is open), else a panel.
+    const pane = $("thread");
+    if (!pane.hidden && (pane.contains(document.activeElement) || $("panel").hidden)) {
+      closeThread();
+    } else closePanel();
   });
   // For the browser tests and the curious: the client's state, read-only by convention.
   window.sphere = { state, link: () => session.link };

@@ -7,7 +7,7 @@ import { $, failure, notify, session, state } from "./page.js";
 import { renderMessages } from "./render.js";
 import { excerpt } from "./view.js";
 
-function newId() {
+export function newId() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return `w-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
@@ -45,6 +45,7 @@ export function transmit(item) {
     ref: item.id,
   };
   if (item.reply_to) frame.reply_to = item.reply_to;
+  if (item.thread_root) frame.thread_root = item.thread_root; // a reply (docs/threads.md)
   item.status = "sending";
   link.send(frame); // not open: sent again, with the same id, once the link is live
 }

@@ -15,6 +15,8 @@ const MAX_OTHERS = 9; // a DM has at most ten members, the caller included (docs
 const picker = {
   /** @type {import("./types.js").Member[]} */
   members: [],
+  /** @type {import("./types.js").User[]} */
+  found: [], // GET /api/v1/users/?q=: people sharing a community, by the filter's start
   /** @type {Map<number, import("./types.js").User>} */
   picked: new Map(),
   single: false, // "Add people": one user
@@ -117,6 +119,7 @@ async function openPicker({ title, hint, submit, single, exclude, done }) {
   const dialog = /** @type {HTMLDialogElement} */ ($("picker"));
   Object.assign(picker, {
     members: [],
+    found: [],
     picked: new Map(),
     single,
     exclude,
@@ -129,6 +132,7 @@ async function openPicker({ title, hint, submit, single, exclude, done }) {
   $("picker-filter").value = "";
   $("picker-error").textContent = "";
   $("picker-list").replaceChildren();
+  drawn = new Map();
   $("picker-count").textContent = "Loading…";
   if (!dialog.open) dialog.showModal();
   $("picker-filter").focus();
@@ -140,14 +144,24 @@ async function openPicker({ title, hint, submit, single, exclude, done }) {
   drawPicker();
 }
 
+/** @type {Map<number, HTMLElement>} the picker's entries drawn, by user id */
+let drawn = new Map();
+
 function drawPicker() {
-  const users = pickable(picker.members, state.me, $("picker-filter").value, picker.exclude);
+  // The members lists' people and the search's, each once (pickable drops repeats).
+  const offered = [...picker.members, ...picker.found.map((user) => ({ user }))];
+  const users = pickable(offered, state.me, $("picker-filter").value, picker.exclude);
   const full = !picker.single && picker.picked.size >= MAX_OTHERS;
-  $("picker-list").replaceChildren(
-    ...users.map((user) => {
+  // Updated in place: an entry already drawn keeps its node (and focus) when the search's
+  // answer comes while someone is picking.
+  const nodes = new Map();
+  const list = $("picker-list");
+  users.forEach((user, index) => {
+    const checked = picker.picked.has(user.id);
+    let node = drawn.get(user.id);
+    if (!node) {
       const id = `pick-${user.id}`;
-      const checked = picker.picked.has(user.id);
-      return el(
+      node = el(
         "li",
         {},
         el("input", {
@@ -155,15 +169,20 @@ function drawPicker() {
           name: "pick",
           id,
           value: String(user.id),
-          checked,
-          disabled: full && !checked,
           onchange: (event) => pick(user, event.target.checked),
         }),
         el("label", { for: id, text: user.username }),
       );
-    }),
-  );
-  $("picker-empty").hidden = users.length > 0 || !picker.members.length;
+    }
+    const box = /** @type {HTMLInputElement} */ (node.firstElementChild);
+    box.checked = checked;
+    box.disabled = full && !checked;
+    nodes.set(user.id, node);
+    if (list.children[index] !== node) list.insertBefore(node, list.children[index] || null);
+  });
+  while (list.children.length > users.length) list.lastElementChild.remove();
+  drawn = nodes;
+  $("picker-empty").hidden = users.length > 0 || !offered.length;
   const names = [...picker.picked.values()].map((u) => u.username);
   $("picker-count").textContent = names.length
     ? `Picked: ${names.join(", ")}`
@@ -182,6 +201,26 @@ function pick(user, on) {
   else picker.picked.delete(user.id);
   $("picker-error").textContent = "";
   drawPicker();
+}
+
+// The filter also asks the server (`GET /api/v1/users/?q=`, docs/dms.md): someone of a
+// community whose members list was cut short is still found by name. The latest answer wins.
+let searching = 0;
+async function search() {
+  drawPicker();
+  const query = $("picker-filter").value.trim();
+  const asked = ++searching;
+  if (!query) return;
+  try {
+    const found = await apiAll(`/api/v1/users/?q=${encodeURIComponent(query.slice(0, 32))}`, 1);
+    if (asked !== searching) return;
+    const known = new Map(picker.found.map((u) => [u.id, u]));
+    for (const user of found) known.set(user.id, user);
+    picker.found = [...known.values()];
+    drawPicker();
+  } catch {
+    // The members lists still offer whom they hold.
+  }
 }
 
 function closePicker() {
@@ -216,7 +255,7 @@ async function submitPicker(event) {
 export function bindPicker() {
   const dialog = /** @type {HTMLDialogElement} */ ($("picker"));
   $("picker-form").addEventListener("submit", submitPicker);
-  $("picker-filter").addEventListener("input", drawPicker);
+  $("picker-filter").addEventListener("input", search);
   $("picker-cancel").addEventListener("click", closePicker);
   dialog.addEventListener("close", () => {
     const opener = picker.opener;

@@ -2,7 +2,7 @@
 // (drawing, the read marker, a notice) is left to the callbacks the page passes in: nothing
 // here touches the DOM, so the tests run these handlers under Node against a plain store.
 
-import { isDm, logOf, roomLabel } from "./store.js";
+import { applySummary, concernsMe, findMessage, isDm, logOf, roomLabel } from "./store.js";
 
 /** @typedef {import("./types.js").State} State */
 /** @typedef {import("./types.js").ServerFrame} ServerFrame */
@@ -10,6 +10,7 @@ import { isDm, logOf, roomLabel } from "./store.js";
 /** @typedef {import("./types.js").Message} Message */
 /** @typedef {import("./types.js").MessageDeletedFrame} MessageDeletedFrame */
 /** @typedef {import("./types.js").ReactionFrame} ReactionFrame */
+/** @typedef {import("./types.js").ThreadUpdatedFrame} ThreadUpdatedFrame */
 /** @typedef {import("./types.js").TypingFrame} TypingFrame */
 /** @typedef {import("./types.js").Room} Room */
 /** @typedef {import("./types.js").RemovedReason} RemovedReason */
@@ -32,6 +33,9 @@ import { isDm, logOf, roomLabel } from "./store.js";
  * @property {() => Promise<unknown>} loadCommunities
  * @property {(frame: object) => boolean} send a frame on the socket
  * @property {(run: () => void, ms: number) => unknown} [schedule] setTimeout unless given
+ * @property {() => void} [renderThread] the open thread pane
+ * @property {() => void} [refreshThreads] reload the Threads view's list
+ * @property {(rootId: number, seq: number) => void} [readThread] a reply came in the open pane
  */
 
 /**
@@ -41,6 +45,9 @@ import { isDm, logOf, roomLabel } from "./store.js";
 export function createHandlers(state, ui) {
   const log = (roomId) => logOf(state, roomId);
   const schedule = ui.schedule || ((run, ms) => setTimeout(run, ms));
+  const renderThread = ui.renderThread || (() => {});
+  const refreshThreads = ui.refreshThreads || (() => {});
+  const readThread = ui.readThread || (() => {});
 
   /** @param {ServerFrame} frame */
   function onFrame(frame) {
@@ -56,6 +63,8 @@ export function createHandlers(state, ui) {
       case "reaction.added":
       case "reaction.removed":
         return onReaction(frame);
+      case "thread.updated":
+        return onThreadUpdated(frame);
       case "typing":
         return onTyping(frame);
       case "read":
@@ -116,11 +125,18 @@ export function createHandlers(state, ui) {
   function onMessage(roomId, message, seq, isNew) {
     const held = log(roomId);
     held.events = Math.max(held.events, seq);
+    // A reply belongs to its thread, never to the room's list (docs/threads.md, "Reading").
+    if (message.thread_root) return onReply(roomId, message, seq, isNew);
     const existing = held.byId(message.id);
     if (isNew ? !existing : existing && seq > (existing.event_seq || 0)) {
       // An edit's frame has no ``me`` in its reactions: the ones held here stay.
       held.put(existing && !isNew ? { ...message, reactions: existing.reactions } : message);
     } else if (!isNew && !existing) {
+      const thread = state.threads.get(message.id); // a root the open pane holds
+      if (thread && thread.root && seq > (thread.root.event_seq || 0)) {
+        thread.root = { ...message, reactions: thread.root.reactions };
+        if (message.id === state.thread) renderThread();
+      }
       held.wait(message.id, (page) => {
         if (seq > (page.event_seq || 0)) held.put({ ...message, reactions: page.reactions });
       });
@@ -146,6 +162,60 @@ export function createHandlers(state, ui) {
   }
 
   /**
+   * A reply's message.new or message.edited: kept in its thread's log when the page has
+   * opened that thread (one opened later loads it with the rest); never counted as unread in
+   * the room, which counts top-level messages only.
+   * @param {number} roomId
+   * @param {Message} message
+   * @param {number} seq
+   * @param {boolean} isNew
+   */
+  function onReply(roomId, message, seq, isNew) {
+    const rootId = message.thread_root;
+    const thread = state.threads.get(rootId);
+    let added = false;
+    if (thread) {
+      thread.events = Math.max(thread.events, seq);
+      const existing = thread.byId(message.id);
+      if (isNew ? !existing : existing && seq > (existing.event_seq || 0)) {
+        thread.put(existing && !isNew ? { ...message, reactions: existing.reactions } : message);
+        added = isNew;
+      }
+    }
+    for (const [id, item] of state.pending) {
+      if (item.message_id === message.id) state.pending.delete(id);
+    }
+    const room = state.rooms.get(roomId);
+    if (room) room.head_seq = Math.max(room.head_seq || 0, seq);
+    if (isNew) {
+      clearTyping(roomId, message.author.id);
+      if (state.me && (message.mentions || []).includes(state.me.id)) state.mentioned.add(rootId);
+    }
+    if (rootId === state.thread) {
+      renderThread();
+      if (added && state.me && message.author.id !== state.me.id) readThread(rootId, seq);
+    }
+  }
+
+  /** @param {ThreadUpdatedFrame} frame */
+  function onThreadUpdated(frame) {
+    const held = log(frame.room);
+    held.events = Math.max(held.events, frame.seq);
+    const root = held.byId(frame.message_id);
+    if (root) applySummary(root, frame.seq, frame.thread);
+    else held.wait(frame.message_id, (page) => applySummary(page, frame.seq, frame.thread));
+    const thread = state.threads.get(frame.message_id);
+    if (thread && thread.root && thread.root !== root) {
+      applySummary(thread.root, frame.seq, frame.thread); // the pane's root, not in the room's log
+    }
+    if (frame.room === state.current) ui.renderMessages();
+    if (frame.message_id === state.thread) renderThread();
+    if (concernsMe(state, frame.message_id, frame.thread, root || (thread && thread.root))) {
+      refreshThreads();
+    }
+  }
+
+  /**
    * @param {Message | null} message
    * @param {number} seq
    */
@@ -159,7 +229,8 @@ export function createHandlers(state, ui) {
   function onDeleted(frame) {
     const held = log(frame.room);
     held.events = Math.max(held.events, frame.seq);
-    const message = held.byId(frame.message_id);
+    const found = findMessage(state, frame.room, frame.message_id);
+    const message = found && found.message;
     if (!message) {
       held.wait(frame.message_id, () => onDeleted(frame));
       return;
@@ -167,13 +238,15 @@ export function createHandlers(state, ui) {
     if (!newer(message, frame.seq)) return;
     Object.assign(message, { deleted: true, body: "", reactions: [], mentions: [] });
     if (frame.room === state.current) ui.renderMessages();
+    if (state.thread !== null) renderThread();
   }
 
   /** @param {ReactionFrame} frame */
   function onReaction(frame) {
     const held = log(frame.room);
     held.events = Math.max(held.events, frame.seq);
-    const message = held.byId(frame.message_id);
+    const found = findMessage(state, frame.room, frame.message_id);
+    const message = found && found.message;
     if (!message) {
       held.wait(frame.message_id, () => onReaction(frame));
       return;
@@ -193,6 +266,7 @@ export function createHandlers(state, ui) {
     }
     message.reactions = reactions.filter((r) => r.count > 0);
     if (frame.room === state.current) ui.renderMessages();
+    if (state.thread !== null) renderThread();
   }
 
   /** @param {TypingFrame} frame */
@@ -256,6 +330,19 @@ export function createHandlers(state, ui) {
     state.rooms.delete(roomId);
     state.logs.delete(roomId);
     for (const [id, item] of state.pending) if (item.room === roomId) state.pending.delete(id);
+    // Its threads go with it: the pane closes, and the Threads view loses them.
+    for (const [rootId, thread] of state.threads) {
+      if (thread.room !== roomId) continue;
+      state.threads.delete(rootId);
+      if (state.thread === rootId) {
+        state.thread = null;
+        renderThread();
+      }
+    }
+    if (state.followed.some((entry) => entry.root.room === roomId)) {
+      state.followed = state.followed.filter((entry) => entry.root.room !== roomId);
+      refreshThreads();
+    }
     ui.renderSidebar();
     if (roomId === state.current) {
       state.current = null;
@@ -282,9 +369,9 @@ export function createHandlers(state, ui) {
     if (!item) return;
     item.status = "sent";
     item.message_id = frame.message_id;
-    const held = log(item.room);
-    if (held.byId(frame.message_id)) state.pending.delete(item.id); // its message.new came first
+    if (findMessage(state, item.room, frame.message_id)) state.pending.delete(item.id); // its message.new came first
     if (item.room === state.current) ui.renderMessages();
+    if (item.thread_root && item.thread_root === state.thread) renderThread();
   }
 
   /** @param {ErrorFrame} frame */
@@ -294,6 +381,7 @@ export function createHandlers(state, ui) {
       item.status = "failed";
       item.error = frame.message;
       if (item.room === state.current) ui.renderMessages();
+      if (item.thread_root && item.thread_root === state.thread) renderThread();
       return;
     }
     if (frame.ref !== "sync" && frame.ref !== "resync") ui.notify(frame.message, "error");

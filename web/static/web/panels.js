@@ -5,6 +5,7 @@ import { api, apiAll } from "./api.js";
 import { $, failure, notify, state } from "./page.js";
 import { loadCommunities, loadMembers, openRoom } from "./rooms.js";
 import { roomLabel } from "./store.js";
+import { openThread } from "./threads.js";
 import { el, excerpt, panel } from "./view.js";
 
 function showPanel(...content) {
@@ -139,6 +140,21 @@ export async function searchMessages(event) {
             openRoom(m.room);
           },
         }),
+        // A reply opens in its thread's pane (docs/web-client.md, "Threads").
+        m.thread_root && room
+          ? [
+              " ",
+              el("button", {
+                type: "button",
+                class: "link",
+                text: "in a thread",
+                onclick: () => {
+                  closePanel();
+                  openThread(m.thread_root, m.room);
+                },
+              }),
+            ]
+          : null,
         ` ${m.author.username}: `,
         el("span", { text: excerpt(m.body, 120) }),
       );

@@ -113,6 +113,7 @@ export function renderMessages(toBottom = false) {
         message.edited_at,
         message.reactions,
         parent && [parent.event_seq, parent.deleted],
+        message.thread,
         moderating,
       ]),
       make: () => messageItem(message, { ...options, parent }),
@@ -120,6 +121,7 @@ export function renderMessages(toBottom = false) {
   }
   for (const item of state.pending.values()) {
     if (item.room !== roomId || (item.message_id && held.byId(item.message_id))) continue;
+    if (item.thread_root) continue; // a reply shows in its thread's pane (threads.js)
     const message = {
       id: null,
       seq: null,

@@ -16,6 +16,12 @@ export async function loadCommunities() {
 export async function openRoom(roomId) {
   state.current = roomId;
   state.replyTo = null;
+  // The thread pane stays beside its own room only (docs/web-client.md, "Threads").
+  const thread = state.thread === null ? null : state.threads.get(state.thread);
+  if (thread && thread.room !== roomId) {
+    state.thread = null;
+    $("thread").hidden = true;
+  }
   notify("");
   renderSidebar();
   renderRoom();

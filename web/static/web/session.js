@@ -16,6 +16,7 @@ import {
 } from "./render.js";
 import { loadCommunities, markRead, openRoom, refreshMembers, seeing } from "./rooms.js";
 import { byName, clearState, cursors } from "./store.js";
+import { readLive, refreshThreads, renderThread, renderThreadsView } from "./threads.js";
 
 const handlers = createHandlers(state, {
   renderSidebar,
@@ -31,6 +32,9 @@ const handlers = createHandlers(state, {
   loadCommunities,
   send: (frame) => session.link.send(frame),
   schedule: (run, ms) => setTimeout(run, ms),
+  renderThread: () => renderThread(),
+  refreshThreads,
+  readThread: readLive,
 });
 
 export async function signIn(event) {
@@ -68,6 +72,8 @@ function reset() {
   if (session.link) session.link.stop();
   session.link = null;
   clearState(state);
+  renderThread(); // no thread open
+  renderThreadsView();
 }
 
 export async function start() {
@@ -80,6 +86,7 @@ export async function start() {
   for (const room of await apiAll("/api/v1/me/rooms")) state.rooms.set(room.id, room);
   await acceptInviteFromLink();
   renderSidebar();
+  refreshThreads();
   session.link = new Link({
     cursors: () => cursors(state),
     onFrame: handlers.onFrame,

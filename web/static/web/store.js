@@ -78,6 +78,23 @@ export class RoomLog {
   }
 }
 
+// Threads (docs/threads.md): a reply is a message of the room with `thread_root`; the room's
+// log holds top-level messages only, and each opened thread keeps its replies in a log of its
+// own, by seq like a room's, with the root beside them.
+export class ThreadLog extends RoomLog {
+  /**
+   * @param {number} rootId
+   * @param {number} roomId
+   */
+  constructor(rootId, roomId) {
+    super();
+    this.rootId = rootId;
+    this.room = roomId;
+    /** @type {Message | null} */
+    this.root = null;
+  }
+}
+
 /** @returns {State} */
 export function createState() {
   return {
@@ -91,6 +108,10 @@ export function createState() {
     online: new Set(),
     replyTo: null,
     typedAt: 0,
+    threads: new Map(), // root id -> ThreadLog (the threads the page has opened)
+    thread: null, // the root id of the open thread pane
+    followed: [], // GET /api/v1/me/threads: [{root, unread}], the latest reply first
+    mentioned: new Set(), // root ids of threads whose replies mentioned the reader
   };
 }
 
@@ -107,6 +128,10 @@ export function clearState(state) {
     online: new Set(),
     members: [],
     replyTo: null,
+    threads: new Map(),
+    thread: null,
+    followed: [],
+    mentioned: new Set(),
   });
 }
 
@@ -119,6 +144,118 @@ export function clearState(state) {
 export function logOf(state, roomId) {
   if (!state.logs.has(roomId)) state.logs.set(roomId, new RoomLog());
   return state.logs.get(roomId);
+}
+
+/**
+ * An opened thread's log, made on first use (its room said once, by whoever opens it).
+ * @param {State} state
+ * @param {number} rootId
+ * @param {number} roomId
+ * @returns {ThreadLog}
+ */
+export function threadOf(state, rootId, roomId) {
+  if (!state.threads.has(rootId)) state.threads.set(rootId, new ThreadLog(rootId, roomId));
+  return state.threads.get(rootId);
+}
+
+/**
+ * Where a message of a room is held: the room's log (a top-level message) or the log of an
+ * opened thread of that room (a reply); null when neither holds it.
+ * @param {State} state
+ * @param {number} roomId
+ * @param {number} messageId
+ * @returns {{log: RoomLog, message: Message} | null}
+ */
+export function findMessage(state, roomId, messageId) {
+  const room = state.logs.get(roomId);
+  const top = room && room.byId(messageId);
+  if (top) return { log: room, message: top };
+  for (const thread of state.threads.values()) {
+    if (thread.room !== roomId) continue;
+    const reply = thread.byId(messageId);
+    if (reply) return { log: thread, message: reply };
+    if (thread.rootId === messageId && thread.root) return { log: thread, message: thread.root };
+  }
+  return null;
+}
+
+/**
+ * An opened thread's root as it now stands: the room's log's version when it holds it (kept
+ * current by the room's events), else the one the thread's page brought.
+ * @param {State} state
+ * @param {ThreadLog} thread
+ * @returns {Message | null}
+ */
+export function rootOf(state, thread) {
+  const room = state.logs.get(thread.room);
+  return (room && room.byId(thread.rootId)) || thread.root;
+}
+
+/**
+ * A page of a thread: its replies merged into the thread's log like a room's history page,
+ * and its root kept (the room's log takes it too when it holds an older version).
+ * @param {State} state
+ * @param {ThreadLog} thread
+ * @param {import("./types.js").ThreadPage} page
+ */
+export function takeThread(state, thread, page) {
+  const root = page.root;
+  if (!thread.root || root.event_seq > (thread.root.event_seq || 0)) thread.root = root;
+  const room = state.logs.get(thread.room);
+  const held = room && room.byId(root.id);
+  if (held && root.event_seq > (held.event_seq || 0)) room.put({ ...root });
+  thread.take(page, false);
+  thread.hasMore = page.has_more;
+}
+
+/**
+ * A root's new thread summary (`thread.updated`), applied only when the event is newer than
+ * the message (docs/protocol.md, "Objects"); the message's `event_seq` becomes its seq.
+ * @param {Message | null | undefined} message
+ * @param {number} seq
+ * @param {import("./types.js").ThreadSummary} summary
+ * @returns {boolean} whether it was applied
+ */
+export function applySummary(message, seq, summary) {
+  if (!message || seq <= (message.event_seq || 0)) return false;
+  message.event_seq = seq;
+  message.thread = summary;
+  return true;
+}
+
+/**
+ * "N replies" of a root (nothing without replies).
+ * @param {Message} message
+ */
+export function repliesLabel(message) {
+  const count = message.thread ? message.thread.reply_count : 0;
+  if (!count) return "";
+  return count === 1 ? "1 reply" : `${count} replies`;
+}
+
+/**
+ * The unread replies of the followed threads, all together (the Threads badge).
+ * @param {State} state
+ */
+export function threadUnread(state) {
+  return state.followed.reduce((sum, entry) => sum + (entry.unread || 0), 0);
+}
+
+/**
+ * Whether a thread's change concerns the reader's Threads view: a thread it lists, one whose
+ * root the reader wrote or in which the reader replied or was mentioned (each of which follows
+ * it; docs/threads.md, "Following").
+ * @param {State} state
+ * @param {number} rootId
+ * @param {import("./types.js").ThreadSummary | null} summary
+ * @param {Message | null} root the root, when held
+ */
+export function concernsMe(state, rootId, summary, root) {
+  if (!state.me) return false;
+  if (state.followed.some((entry) => entry.root.id === rootId)) return true;
+  if (state.mentioned.has(rootId)) return true;
+  if (root && root.author.id === state.me.id) return true;
+  return Boolean(summary && (summary.participants || []).includes(state.me.id));
 }
 
 /**

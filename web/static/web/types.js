@@ -50,11 +50,36 @@
  * @property {User} author
  * @property {string} body empty once deleted
  * @property {number | null} reply_to a message id
+ * @property {number | null} [thread_root] the root's id on a reply; null on a top-level message
+ * @property {ThreadSummary | null} [thread] a root's summary; null while it has no reply
  * @property {number[]} mentions user ids
  * @property {Reaction[]} reactions
  * @property {string} created_at
  * @property {string | null} edited_at
  * @property {boolean} deleted
+ */
+
+/**
+ * A root's thread (docs/threads.md, "What a Message carries").
+ * @typedef {object} ThreadSummary
+ * @property {number} reply_count
+ * @property {string | null} last_reply_at
+ * @property {number[]} participants user ids, first reply first
+ */
+
+/**
+ * `GET /api/v1/messages/{id}/thread`: the root and its replies in seq order.
+ * @typedef {object} ThreadPage
+ * @property {Message} root
+ * @property {Message[]} results
+ * @property {boolean} has_more
+ */
+
+/**
+ * One entry of `GET /api/v1/me/threads`: a followed thread and its unread replies.
+ * @typedef {object} FollowedThread
+ * @property {Message} root
+ * @property {number} unread
  */
 
 /**
@@ -130,6 +155,16 @@
  * @property {number} message_id
  * @property {string} emoji
  * @property {User} user
+ */
+
+/**
+ * A root's new summary, right after each reply's message.new.
+ * @typedef {object} ThreadUpdatedFrame
+ * @property {"thread.updated"} type
+ * @property {number} room
+ * @property {number} seq
+ * @property {number} message_id the root
+ * @property {ThreadSummary} thread
  */
 
 /**
@@ -219,7 +254,7 @@
 
 /**
  * @typedef {HelloFrame | MessageNewFrame | MessageEditedFrame | MessageDeletedFrame
- *   | ReactionFrame | TypingFrame | ReadFrame | PresenceFrame | RoomInfoFrame
+ *   | ReactionFrame | ThreadUpdatedFrame | TypingFrame | ReadFrame | PresenceFrame | RoomInfoFrame
  *   | RoomRemovedFrame | RoomResyncFrame | AckFrame | ErrorFrame | PongFrame | SyncedFrame
  * } ServerFrame
  */
@@ -233,6 +268,7 @@
  * @property {string} client_msg_id
  * @property {string} body
  * @property {number} [reply_to]
+ * @property {number} [thread_root] a reply in that root's thread
  * @property {string} [ref]
  */
 
@@ -254,6 +290,7 @@
  * @property {number} room
  * @property {string} body
  * @property {number | null} reply_to
+ * @property {number | null} [thread_root] a reply in that root's thread
  * @property {"sending" | "sent" | "failed"} status
  * @property {string} error
  * @property {number | null} message_id
@@ -272,6 +309,10 @@
  * @property {Member[]} [members] the open room's, for the members panel
  * @property {Message | null} replyTo
  * @property {number} typedAt when the last `typing` frame was sent (ms)
+ * @property {Map<number, import("./store.js").ThreadLog>} threads opened threads by root id
+ * @property {number | null} thread the root id of the open thread pane
+ * @property {FollowedThread[]} followed the Threads view's list
+ * @property {Set<number>} mentioned root ids of threads whose replies mentioned the reader
  */
 
 export {};

@@ -1,7 +1,7 @@
 // Building the page's pieces. Text from the server is only ever set as text (textContent),
 // never as markup.
 
-import { dmName, isDm } from "./store.js";
+import { dmName, isDm, repliesLabel } from "./store.js";
 
 export const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
 
@@ -35,8 +35,13 @@ export function excerpt(text, length = 80) {
 
 // One message of the log. ``actions`` has the callbacks; ``canModerate`` shows the moderator's
 // acts; ``pending`` is a message not acknowledged yet (sending, failed) or acknowledged but
-// not yet received.
-export function messageItem(message, { me, parent, canModerate, actions, pending = null }) {
+// not yet received. ``inThread``: drawn in the thread pane (no inline reply, no thread acts);
+// elsewhere a top-level message offers "Reply in thread" and a root shows its replies
+// (docs/web-client.md, "Threads").
+export function messageItem(
+  message,
+  { me, parent, canModerate, actions, pending = null, inThread = false },
+) {
   const mine = message.author.id === me.id;
   const status = pending
     ? el("span", {
@@ -68,6 +73,31 @@ export function messageItem(message, { me, parent, canModerate, actions, pending
   const body = message.deleted
     ? el("p", { class: "body deleted", text: "This message was deleted." })
     : el("p", { class: "body", text: message.body });
+  const replies = !inThread && !pending ? repliesLabel(message) : "";
+  const summary = replies
+    ? el(
+        "p",
+        { class: "thread-summary" },
+        el("button", {
+          type: "button",
+          class: "link replies",
+          text: replies,
+          "aria-label": `${replies}: open the thread`,
+          onclick: () => actions.thread(message),
+        }),
+        message.thread.last_reply_at
+          ? el(
+              "span",
+              { class: "muted" },
+              " · last reply ",
+              el("time", {
+                datetime: message.thread.last_reply_at,
+                text: clock(message.thread.last_reply_at),
+              }),
+            )
+          : null,
+      )
+    : null;
   const reactions = (message.reactions || []).length
     ? el(
         "ul",
@@ -109,7 +139,17 @@ export function messageItem(message, { me, parent, canModerate, actions, pending
         role: "group",
         "aria-label": `Actions on ${message.author.username}'s message`,
       },
-      el("button", { type: "button", text: "Reply", onclick: () => actions.reply(message) }),
+      inThread
+        ? null
+        : el("button", { type: "button", text: "Reply", onclick: () => actions.reply(message) }),
+      inThread || message.thread_root
+        ? null
+        : el("button", {
+            type: "button",
+            class: "thread-button",
+            text: "Reply in thread",
+            onclick: () => actions.thread(message),
+          }),
       el(
         "details",
         { class: "react" },
@@ -154,13 +194,17 @@ export function messageItem(message, { me, parent, canModerate, actions, pending
     "li",
     {
       class: `message${mine ? " mine" : ""}${pending ? " pending" : ""}`,
-      id: message.id ? `m-${message.id}` : `p-${pending.id}`,
+      // The pane's copy of a message takes another id than the room's (no duplicate ids).
+      id: message.id
+        ? `${inThread ? "t" : "m"}-${message.id}`
+        : `${inThread ? "tp" : "p"}-${pending.id}`,
       dataset: { seq: String(message.seq || "") },
     },
     meta,
     reply,
     body,
     reactions,
+    summary,
     tools,
   );
 }
