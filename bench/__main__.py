@@ -2,12 +2,14 @@
 
     python -m bench quick     # a few minutes: 100 and 1,000 members, a 500-message burst,
                               # 50 rooms x 10 members at 100 and 500 msg/s, idle cost
-    python -m bench full      # every scenario, saturation sweeps and ingest steps included
+    python -m bench full      # every scenario, saturation sweeps, ingest steps and DMs included
     python -m bench tiny      # a few clients and messages: keeps the harness working (CI)
+    python -m bench full --dms-only   # 1,000 two-person DMs at 100 msg/s, Sphere's two modes
 
 Needs PostgreSQL and Redis on 127.0.0.1 (Sphere's scaled mode and the tutorial's channel
 layer); everything runs on loopback, every scenario is bounded in connections and time. Sphere
-in the embedded mode (``sphere-embedded``) runs the ingest family only.
+in the embedded mode (``sphere-embedded``) runs the ingest family and the DMs only; the DMs are
+Sphere's alone (docs/bench/README.md, "Scenarios").
 Writes ``docs/bench/RESULTS.md``, ``results.json`` and the plots (``--out`` elsewhere).
 """
 
@@ -42,6 +44,7 @@ class Step:
 
 MAIN = frozenset({"sphere", "tutorial", "bare"})  # the big-room scenarios' systems
 EVERY = MAIN | {"sphere-embedded"}
+SPHERE = frozenset({"sphere", "sphere-embedded"})  # Sphere's two modes: the DM scenario
 PROFILED_INGEST = (50, 10, 500.0)  # --profile: the ingest round sampled (rooms, members, rate)
 
 
@@ -60,6 +63,7 @@ class Plan:
     ingest_s: float = 5.0
     idle_s: float = 0.0  # the system at rest with this population connected, measured first
     systems: frozenset[str] = MAIN
+    dms: bool = False  # ``rooms`` two-person DMs (``members`` is 2), Sphere only
 
 
 def one_room(members: int, rate: float, seconds: float) -> Step:
@@ -73,11 +77,20 @@ def ingest(rooms: int, members: int, rates: list[float], *, idle_s: float = 0.0)
     return Plan(rooms, members, [], tickets=3, ingest=rates, idle_s=idle_s, systems=EVERY)
 
 
+def dms(count: int, rate: float, seconds: float) -> Plan:
+    """``count`` two-person DMs, both members connected (the sender is one of them), ``rate``
+    messages per second in all, DM after DM (message n goes to DM n mod count): Sphere's two
+    modes (docs/dms.md; the other systems have no DMs)."""
+    step = Step(f"dm-{count}", lambda: steady(count, rate, seconds), rate)
+    return Plan(count, 2, [step], tickets=3, systems=SPHERE, dms=True)
+
+
 def plans(kind: str) -> list[Plan]:
     if kind == "tiny":
         return [
             Plan(1, 5, [one_room(5, 20, 1.0), Step("burst-5", lambda: burst(20), 0)]),
             replace(ingest(2, 3, [10]), ingest_s=1.0, idle_s=2.0),
+            dms(10, 20, 1.0),
         ]
     if kind == "quick":
         return [
@@ -88,6 +101,7 @@ def plans(kind: str) -> list[Plan]:
                 1000,
                 [one_room(1000, 10, 10), Step("burst-1000", lambda: burst(500), 0, drain_s=30)],
             ),
+            dms(1000, 100, 20),
         ]
     return [
         ingest(50, 10, [100, 250, 500, 1000, 2000], idle_s=20),
@@ -111,6 +125,7 @@ def plans(kind: str) -> list[Plan]:
             100,
             [Step("rooms-100x100-skewed", lambda: steady(100, 50, 10, skew=1.1), 50)],
         ),
+        dms(1000, 100, 20),
     ]
 
 
@@ -121,12 +136,15 @@ async def run_system(
     profile: Path | None = None,
     *,
     ingest_only: bool = False,
+    dms_only: bool = False,
 ) -> None:
     processes = 1 if kind == "tiny" else 2
     chosen = [
         plan
         for plan in plans(kind)
-        if system.name in plan.systems and (plan.ingest or not ingest_only)
+        if system.name in plan.systems
+        and (plan.ingest or not ingest_only)
+        and (plan.dms or not dms_only)
     ]
     if not chosen:
         system.stop()
@@ -140,6 +158,7 @@ async def run_system(
                 members=plan.members,
                 tickets=plan.tickets,
                 processes=processes if plan.rooms * plan.members >= 100 else 1,
+                dms=plan.dms,
             )
             try:
                 await session.open()
@@ -200,7 +219,7 @@ async def main_async(args: argparse.Namespace) -> list[Round]:
     try:
         for name in args.systems:
             await run_system(SYSTEMS[name](var), args.kind, results, args.profile,
-                             ingest_only=args.ingest_only)  # fmt: skip
+                             ingest_only=args.ingest_only, dms_only=args.dms_only)  # fmt: skip
     finally:
         if not args.keep:
             remove(var)
@@ -216,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench")
     parser.add_argument(
         "--ingest-only", action="store_true", help="the ingest family (and idle cost) only"
+    )
+    parser.add_argument(
+        "--dms-only", action="store_true", help="the DM scenario only (Sphere's two modes)"
     )
     parser.add_argument("--no-report", action="store_true", help="print figures only")
     parser.add_argument("--keep", action="store_true", help="keep the servers' logs")

@@ -6,6 +6,9 @@ late frame of an earlier round never counts twice. Server CPU is read from ``/pr
 process the system runs on (Redis and PostgreSQL included), from the first send to the end of
 the drain; the drain ends when every member holds every message or at its deadline. A session
 also measures what its system costs at rest, per process, with every connection open.
+
+In a DM (a population whose ``sender_is_member``) the sender is one of the two members: its
+connection ``sync``s, receives its own messages and counts them as the other member's does.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from typing import Any
 import orjson
 from picows import WSListener, WSMsgType, ws_connect
 
-from bench.fleet import FleetHandle, Target, body, cpu_now, start_fleet
-from bench.stats import Verdict, idle_costs, latencies, merge_latest, percentile
+from bench.fleet import CONNECT_AT_ONCE, FleetHandle, Target, body, cpu_now, parse_body, start_fleet
+from bench.stats import Tally, Verdict, idle_costs, latencies, merge_latest, percentile
 from bench.systems import (
     INFLIGHT,
     System,
@@ -128,10 +131,20 @@ class Sender:
     """One room's sending connection. Sphere's sender pipelines within the protocol's window:
     up to ``INFLIGHT`` sends await their answer (``ack`` or ``error``, matched by
     ``client_msg_id`` and ``ref``); a send due while the window is full waits here, in order,
-    for an answer to free a slot, and its latency counts from its scheduled time."""
+    for an answer to free a slot, and its latency counts from its scheduled time.
 
-    def __init__(self, system: System, target: Target) -> None:
+    A ``member`` sender (a DM's) is also one of the room's members: it ``sync``s once open, so
+    that the room's events flow to it (docs/protocol.md), and keeps a ``Tally`` of the
+    messages it receives, as a fleet connection does."""
+
+    def __init__(self, system: System, target: Target, *, member: bool = False) -> None:
         self.system, self.target = system, target
+        self.member = member
+        self.synced: asyncio.Future[None] | None = None
+        self.round = -1
+        self.tally = Tally()
+        self.latest: dict[tuple[int, int], float] = {}
+        self.late = 0
         self.transport: Any = None
         self.hello: asyncio.Future[None] | None = None
         self.errors: Counter[str] = Counter()
@@ -158,11 +171,19 @@ class Sender:
         )
         if self.system.dialect == "sphere":
             await asyncio.wait_for(self.hello, 60)
+        if self.member:
+            self.synced = asyncio.get_running_loop().create_future()
+            self.transport.send(WSMsgType.TEXT, orjson.dumps({"type": "sync", "rooms": {}}))
+            await asyncio.wait_for(self.synced, 60)
 
     def frame(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
-        if kind == "hello" and self.hello is not None and not self.hello.done():
+        if kind == "message.new" and self.member:
+            self.receive(frame)
+        elif kind == "hello" and self.hello is not None and not self.hello.done():
             self.hello.set_result(None)
+        elif kind == "synced" and self.synced is not None and not self.synced.done():
+            self.synced.set_result(None)
         elif kind == "ack":
             self.acks += 1
             key = str(frame.get("client_msg_id"))
@@ -171,6 +192,27 @@ class Sender:
         elif kind == "error":
             self.errors[str(frame.get("code"))] += 1
             self._answered(str(frame.get("ref")))
+
+    def receive(self, frame: dict[str, Any]) -> None:
+        """A message of the room arrived on this member's connection: count it."""
+        try:
+            round_id, n, _sent = parse_body(frame["message"]["body"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self.errors["unreadable frame"] += 1
+            return
+        if round_id != self.round:
+            self.late += 1
+            return
+        if self.tally.record(n):
+            key = (self.target.room, n)
+            self.latest[key] = max(time.time(), self.latest.get(key, 0.0))
+
+    def start_round(self, round_id: int) -> None:
+        """Count this round's messages afresh (a member sender)."""
+        self.round = round_id
+        self.tally = Tally()
+        self.latest = {}
+        self.late = 0
 
     def _answered(self, key: str) -> None:
         self.awaiting.discard(key)
@@ -231,10 +273,12 @@ class Session:
         members: int,
         tickets: int = 1,
         processes: int = 2,
+        dms: bool = False,
         show: bool = True,
     ) -> None:
         self.system = system
         self.rooms, self.members, self.tickets = rooms, members, tickets
+        self.dms = dms
         self.processes = processes
         self.show = show
         self.fleets: list[FleetHandle] = []
@@ -253,10 +297,10 @@ class Session:
         sys.stderr.flush()
 
     async def open(self) -> None:
-        label = f"{self.system.name}: {self.rooms} x {self.members}"
+        label = f"{self.system.name}: {self.rooms} x {self.members}" + (" DMs" if self.dms else "")
         self.status(f"{label}: creating rooms and members")
         population = await asyncio.to_thread(
-            self.system.populate, self.rooms, self.members, self.tickets
+            self.system.populate, self.rooms, self.members, self.tickets, dms=self.dms
         )
         self.population = population
         targets = [t for members in population.members for t in members]
@@ -288,8 +332,27 @@ class Session:
         await asyncio.sleep(2.0)  # idle: what the connections cost at rest
         rss_after = rss_bytes(self.system.gateway_pids())
         self.idle_kib = (rss_after - rss_before) / 1024 / max(1, len(targets))
-        self.senders = [Sender(self.system, t) for t in population.senders]
-        await asyncio.gather(*(s.open() for s in self.senders))
+        self.senders = [
+            Sender(self.system, t, member=population.sender_is_member) for t in population.senders
+        ]
+        gate = asyncio.Semaphore(CONNECT_AT_ONCE)
+
+        async def open_sender(sender: Sender) -> None:
+            # A few at a time, as the fleet opens its own (a DM population has a thousand), and
+            # again with a spare ticket when an opening fails.
+            async with gate:
+                for attempt in itertools.count(1):
+                    try:
+                        await sender.open()
+                        return
+                    except Exception:
+                        sender.close()
+                        spare = self.system.dialect != "sphere" or sender.target.tickets
+                        if attempt >= 3 or not spare:
+                            raise
+                        await asyncio.sleep(0.5 * attempt)
+
+        await asyncio.gather(*(open_sender(s) for s in self.senders))
         self.pinger = asyncio.ensure_future(self._ping())
         self.status(
             f"{label}: {len(targets)} connected in {time.monotonic() - started:.1f} s, "
@@ -304,7 +367,8 @@ class Session:
                 sender.ping()
 
     def progress(self) -> int:
-        return sum(h.progress.value for h in self.fleets)
+        counted = sum(s.tally.received for s in self.senders if s.member)
+        return counted + sum(h.progress.value for h in self.fleets)
 
     async def run(
         self,
@@ -324,11 +388,16 @@ class Session:
         round_id = next(round_ids)
         await self._settle()
         stale = [sender.new_round() for sender in self.senders]
+        for sender in self.senders:
+            sender.start_round(round_id)
         for handle in self.fleets:
             handle.commands.put(("round", round_id))
         await asyncio.sleep(0.3)  # the fleets reset their tallies
         per_room = Counter(room for _, room in schedule)
-        expected = sum(count * len(self.population.members[r]) for r, count in per_room.items())
+        counting = self.population.sender_is_member  # the sender is one of the members
+        expected = sum(
+            count * (len(self.population.members[r]) + counting) for r, count in per_room.items()
+        )
         label = f"{self.system.name} {scenario}"
         if storm:
             for handle in self.fleets:
@@ -388,6 +457,11 @@ class Session:
             errors.update(extra["errors"])
         for sender in self.senders:
             errors.update({f"sender {k}": v for k, v in sender.errors.items()})
+        if counting:
+            for room, sender in enumerate(self.senders):
+                verdict.add(sender.tally, counters[room])
+                parts.append(sender.latest)
+                notes["late"] += sender.late
         latest = merge_latest(parts)
         delays = latencies(sent_at, latest)
         sender_of = dict(zip(self.population.rooms, self.senders, strict=True))

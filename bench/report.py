@@ -96,6 +96,10 @@ def is_idle(r: Round) -> bool:
     return r.scenario.startswith("idle-")
 
 
+def is_dm(r: Round) -> bool:
+    return r.scenario.startswith("dm-")
+
+
 def steps_of(rounds: Iterable[Round], scenario: str, system: str) -> list[Round]:
     return sorted(
         (r for r in rounds if r.scenario == scenario and r.system == system),
@@ -212,6 +216,7 @@ def targets(rounds: list[Round]) -> list[tuple[str, str, str]]:
         and r.idle_kib_per_connection is not None
         and not is_ingest(r)
         and not is_idle(r)
+        and not is_dm(r)  # its senders are members too: they are not in the measured share
     }
     if idle:
         largest = max(idle)
@@ -332,7 +337,10 @@ def ratios(rounds: list[Round]) -> list[str]:
     scenarios = [
         r.scenario
         for r in rounds
-        if not r.scenario.startswith("sweep") and not is_ingest(r) and not is_idle(r)
+        if not r.scenario.startswith("sweep")
+        and not is_ingest(r)
+        and not is_idle(r)
+        and not is_dm(r)  # Sphere only: nothing to compare with
     ]
     for scenario in dict.fromkeys(scenarios):
         s, t, b = (find(rounds, scenario, name) for name in ("sphere", "tutorial", "bare"))
@@ -441,6 +449,35 @@ def ingest(rounds: list[Round]) -> list[str]:
     return lines
 
 
+def dm_table(rounds: list[Round]) -> list[str]:
+    """The DM scenario, per system: two members per DM, both counted."""
+    found = [r for r in rounds if is_dm(r)]
+    if not found:
+        return []
+    lines = [
+        "| system | DMs | users connected | offered msg/s | sent | delivered "
+        "| lost / dup / out of order | deliveries/s | per server-CPU-s | p50 ms | p99 ms | max ms "
+        "| CPU per message (ms) | of which, per process (ms) | ack p50 / p99 ms | kept up |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---|",
+    ]
+    for r in found:
+        ack = (
+            f"{_f(r.notes['ack_p50_ms'], 1)} / {_f(r.notes['ack_p99_ms'], 1)}"
+            if "ack_p50_ms" in r.notes
+            else "–"
+        )
+        lines.append(
+            f"| {LABELS.get(r.system, r.system)} | {r.rooms:,} | {r.rooms * r.members:,} "
+            f"| {_f(r.offered)} | {r.sent:,} | {r.delivered:,}/{r.expected:,} "
+            f"| {r.lost:,} / {r.duplicated:,} / {r.disordered:,} "
+            f"| {_f(r.deliveries_per_s)} | {_f(r.per_cpu_second)} | {_f(r.p50_ms, 1)} "
+            f"| {_f(r.p99_ms, 1)} | {_f(r.max_ms, 1)} | {_f(r.cpu_per_message_ms, 2)} "
+            f"| {per_message_split(r)} | {ack} "
+            f"| {'yes' if r.delivered_in_time else '**no**'} |"
+        )
+    return lines
+
+
 def idle_table(rounds: list[Round]) -> list[str]:
     """Each system's processes at rest: CPU per second, per role (max over its processes)."""
     found = [r for r in rounds if is_idle(r)]
@@ -528,9 +565,9 @@ def write_report(
         f"- Versions: {versions()}",
         "- Systems: Sphere in the scaled mode (one daphne gateway, one `fanout_worker`, "
         "PostgreSQL, Redis); Sphere in the embedded mode (one daphne process, SQLite, the "
-        "fan-out in-process: the ingest family only); the Channels tutorial chat (daphne, "
-        "channels-redis' default layer); a bare `websockets` broadcast server (the CPython "
-        "ceiling).",
+        "fan-out in-process: the ingest family and the DMs only); the Channels tutorial chat "
+        "(daphne, channels-redis' default layer); a bare `websockets` broadcast server (the "
+        "CPython ceiling).",
         "- Server CPU counts every process of a system: Sphere's gateway, worker, Redis and "
         "PostgreSQL; the embedded Sphere's one process; the tutorial's daphne and Redis; the "
         "bare server's one process.",
@@ -564,6 +601,20 @@ def write_report(
             "(every process) over the step, divided by the messages sent.",
             "",
             *ing,
+            "",
+        ]
+    dm_lines = dm_table(rounds)
+    if dm_lines:
+        lines += [
+            "## Direct messages",
+            "",
+            "Two-person DMs, both members connected (one connection each; the sender's own "
+            "connection is one of the two and counts as the other's does); the total offered "
+            "rate spread over the DMs in turn on an open-loop schedule. Delivered counts "
+            "every message at both members' connections. Kept up, CPU per message and its "
+            "split: as in the ingest family. Sphere only: the other systems have no DMs.",
+            "",
+            *dm_lines,
             "",
         ]
     idle_lines = idle_table(rounds)

@@ -8,9 +8,10 @@
   channels-redis' default layer;
 - ``bare``: a bare ``websockets`` broadcast server, the CPython ceiling.
 
-A system creates rooms with members (``populate``) and says which processes' CPU counts
-(``server_pids``: every server process, Redis and PostgreSQL included where the system uses
-them) and where its connections live (``gateway_pids``, for memory per connection).
+A system creates rooms with members (``populate``; Sphere also two-person DMs) and says which
+processes' CPU counts (``server_pids``: every server process, Redis and PostgreSQL included where
+the system uses them) and where its connections live (``gateway_pids``, for memory per
+connection).
 """
 
 from __future__ import annotations
@@ -86,11 +87,14 @@ def wait_port(port: int, process: subprocess.Popen[bytes], within: float = 30.0)
 
 @dataclass
 class Population:
-    """Rooms made for a scenario: per room its id, its members' connections and its sender."""
+    """Rooms made for a scenario: per room its id, its members' connections and its sender.
+    With ``sender_is_member`` (a DM) the sender's connection is a member's own: it receives
+    the room's messages and counts with the others."""
 
     rooms: list[int]
     members: list[list[Target]]
     senders: list[Target]
+    sender_is_member: bool = False
 
 
 _running: list[System] = []
@@ -126,7 +130,9 @@ class System:
     def start(self) -> None:
         raise NotImplementedError
 
-    def populate(self, rooms: int, members: int, tickets: int) -> Population:
+    def populate(self, rooms: int, members: int, tickets: int, *, dms: bool = False) -> Population:
+        """``rooms`` rooms of ``members`` members and a sender each; with ``dms``, two-person
+        DMs (``members`` is 2: the sender and one other)."""
         raise NotImplementedError
 
     def server_pids(self) -> list[int]:
@@ -186,6 +192,7 @@ class Sphere(System):
             "SPHERE_LOG_LEVEL": "WARNING",
             "SPHERE_RATE_MESSAGES": "100000000/min",
             "SPHERE_THROTTLE_USER": "100000000/min",
+            "SPHERE_RATE_DMS": "100000000/min",
             # The protocol's window of sends awaiting their answer, stated: the senders keep to it.
             "SPHERE_WS_MAX_INFLIGHT": str(INFLIGHT),
             "SPHERE_VAR_DIR": str(self.var),
@@ -231,10 +238,11 @@ class Sphere(System):
             conn.execute(f'DROP DATABASE IF EXISTS "{self.database}"')
             conn.execute(f'CREATE DATABASE "{self.database}"')
 
-    def populate(self, rooms: int, members: int, tickets: int) -> Population:
+    def populate(self, rooms: int, members: int, tickets: int, *, dms: bool = False) -> Population:
+        shape = ["--dms"] if dms else ["--members", str(members)]
         done = subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "bench.sphere_seed", "--rooms", str(rooms), "--members",
-             str(members), "--tickets", str(tickets), "--tag", f"{next(self.tags)}"],
+            [sys.executable, "-m", "bench.sphere_seed", "--rooms", str(rooms), *shape,
+             "--tickets", str(tickets), "--tag", f"{next(self.tags)}"],
             cwd=ROOT, env=self.env, check=True, capture_output=True, text=True,
         )  # fmt: skip
         data = json.loads(done.stdout)
@@ -250,7 +258,7 @@ class Sphere(System):
                 ]
             )
             senders.append(Target(room["id"], urls[0], list(room["sender"])))
-        return Population(ids, member_targets, senders)
+        return Population(ids, member_targets, senders, bool(data.get("sender_is_member")))
 
     def server_pids(self) -> list[int]:
         return super().server_pids() + pids_named("redis-server") + pids_named("postgres")
@@ -319,7 +327,9 @@ class Relay(System):
         self.port = 0
         self.rooms = itertools.count(1)
 
-    def populate(self, rooms: int, members: int, tickets: int) -> Population:
+    def populate(self, rooms: int, members: int, tickets: int, *, dms: bool = False) -> Population:
+        if dms:
+            raise ValueError(f"{self.name} has no direct messages")
         base = f"ws://127.0.0.1:{self.port}"
         ids = [next(self.rooms) for _ in range(rooms)]
         return Population(

@@ -13,10 +13,10 @@ from typing import Any
 import orjson
 import pytest
 
-from bench.__main__ import plans
-from bench.fleet import Target
+from bench.__main__ import SPHERE, plans
+from bench.fleet import Target, body
 from bench.harness import Round, Sender, burst, steady
-from bench.report import best_rate, idle_table, ingest, targets
+from bench.report import best_rate, dm_table, idle_table, ingest, ratios, targets
 from bench.systems import INFLIGHT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,7 +170,76 @@ def test_every_plan_is_bounded_and_the_tiny_one_has_an_ingest_round() -> None:
         for plan in plans(kind):
             assert plan.rooms * plan.members <= 10_000
             assert all(rate * plan.ingest_s <= 10_000 for rate in plan.ingest)
-            assert all("sphere-embedded" not in plan.systems for _ in plan.steps)
+            # Of the fixed-rate scenarios, only the DMs run in the embedded mode too.
+            assert all("sphere-embedded" not in plan.systems for _ in plan.steps) or plan.dms
+
+
+def test_the_dm_scenario_is_sphere_s_two_person_dms_in_tiny_and_full() -> None:
+    def dm_plans(kind: str) -> list[tuple[int, int, frozenset[str], str, float, int]]:
+        return [
+            (p.rooms, p.members, p.systems, step.scenario, step.offered, len(step.schedule()))
+            for p in plans(kind)
+            if p.dms
+            for step in p.steps
+        ]
+
+    assert dm_plans("tiny") == [(10, 2, SPHERE, "dm-10", 20, 20)]
+    assert dm_plans("full") == [(1000, 2, SPHERE, "dm-1000", 100, 2000)]
+    assert dm_plans("quick") == dm_plans("full")  # make bench shows the DM scenario too
+    full = next(p for p in plans("full") if p.dms)
+    schedule = full.steps[0].schedule()
+    per_dm = [0] * 1000
+    for _, room in schedule:
+        per_dm[room] += 1
+    assert set(per_dm) == {2}  # every DM gets its share: order is checked in each
+
+
+def test_the_dm_rounds_have_their_own_table_and_no_comparison() -> None:
+    rounds = [
+        round_of("sphere", "dm-1000", rooms=1000, members=2, offered=100.0, sent=2000,
+                 expected=4000, delivered=4000, server_cpu=8.0,
+                 notes={"server_cpu_by_process": {"gateway": 5.0, "worker": 3.0},
+                        "ack_p50_ms": 4.0, "ack_p99_ms": 9.0}),
+        round_of("sphere-embedded", "dm-1000", rooms=1000, members=2, offered=100.0,
+                 sent=2000, expected=4000, delivered=3999, lost=1),
+        round_of("sphere", "room-1000"),
+    ]  # fmt: skip
+    table = "\n".join(dm_table(rounds))
+    assert (
+        "| Sphere | 1,000 | 2,000 | 100 | 2,000 | 4,000/4,000 | 0 / 0 / 0 | 400 | 500 | 5.0 "
+        "| 20.0 | 30.0 | 4.00 | gateway 2.50, worker 1.50 | 4.0 / 9.0 | yes |"
+    ) in table
+    assert "| Sphere (embedded) | 1,000 | 2,000 |" in table
+    assert table.rstrip().endswith("| **no** |")  # one message lost: not kept up
+    assert not any("dm-" in line for line in ratios(rounds))
+    memory = next(f for t, f, _ in targets(rounds) if "per idle connection" in t)
+    assert memory == "1,000: 10.0 KiB"  # the DM population is not the largest measured
+    assert dm_table([round_of("sphere", "room-1000")]) == []
+
+
+def test_a_dm_sender_is_a_member_counting_what_it_receives() -> None:
+    system: Any = SimpleNamespace(dialect="sphere")
+    sender = Sender(system, Target(7, "ws://x"), member=True)
+
+    def new(round_id: int, n: int) -> dict[str, object]:
+        return {"type": "message.new", "room": 7, "message": {"body": body(round_id, n, 0.0)}}
+
+    sender.start_round(3)
+    for frame in (new(3, 0), new(2, 5), new(3, 1), new(3, 1), new(3, 0)):
+        sender.frame(frame)
+    assert (sender.tally.received, sender.tally.duplicated) == (2, 2)
+    assert sender.late == 1  # an earlier round's message is not counted
+    assert sender.tally.lost(3) == 1
+    assert set(sender.latest) == {(7, 0), (7, 1)}
+    sender.frame({"type": "message.new", "message": {"body": "nonsense"}})
+    assert sender.errors == {"unreadable frame": 1}
+    sender.start_round(4)
+    assert (sender.tally.received, sender.latest, sender.late) == (0, {}, 0)
+    # A sender that is no member (a room's owner, not synced) counts nothing.
+    owner = Sender(system, Target(7, "ws://x"))
+    owner.start_round(3)
+    owner.frame(new(3, 0))
+    assert owner.tally.received == 0
 
 
 @pytest.mark.services
@@ -195,6 +264,10 @@ def test_a_tiny_run_loses_nothing_in_any_system(tmp_path: Path) -> None:
     assert {r["system"] for r in rounds} == {"sphere", "sphere-embedded", "tutorial", "bare"}
     ingested = {r["system"] for r in rounds if r["scenario"] == "ingest-2x3"}
     assert ingested == {"sphere", "sphere-embedded", "tutorial", "bare"}
+    dms = {r["system"]: r for r in rounds if r["scenario"] == "dm-10"}
+    assert set(dms) == {"sphere", "sphere-embedded"}
+    for r in dms.values():  # both members of each DM, the sender's own connection included
+        assert (r["rooms"], r["members"], r["sent"], r["expected"]) == (10, 2, 20, 40), r
     idle = [r for r in rounds if r["scenario"].startswith("idle-")]
     assert len(idle) == 4
     assert all(r["notes"]["idle_ms_per_s"] for r in idle)
@@ -207,6 +280,8 @@ def test_a_tiny_run_loses_nothing_in_any_system(tmp_path: Path) -> None:
     assert "| room-5 | Sphere |" in report
     assert "## Ingest" in report
     assert "### Sphere (embedded)" in report
+    assert "## Direct messages" in report
+    assert "| Sphere (embedded) | 10 | 20 | 20 | 20 | 40/40 | 0 / 0 / 0 |" in report
     assert "## Idle cost" in report
     assert (tmp_path / "latency.png").stat().st_size > 0
 
