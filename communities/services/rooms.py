@@ -89,7 +89,11 @@ def room_update(*, actor: User, room: Room, changes: dict[str, Any]) -> Room:
     minimum = Role.MODERATOR if set(changes) <= {"slow_mode_s"} else Role.ADMIN
     try:
         with transaction.atomic():
-            room = Room.objects.select_for_update().select_related("community").get(pk=room.pk)
+            room = (
+                Room.objects.select_for_update(of=("self",))
+                .select_related("community")
+                .get(pk=room.pk)
+            )
             require_role(actor=actor, community=_community_of(room), minimum=minimum)
             changes = _clean(changes)  # after the role: permission comes before validation
             if "name" in changes:
