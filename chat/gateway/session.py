@@ -312,8 +312,9 @@ class Session:
             )
             return
         try:
-            if frame.room not in self.readable:
-                raise NotFound("No such room.")
+            # Not ``self.readable``: a room the user gained a moment ago (a DM just opened)
+            # may reach this connection's list after the user's first send to it. The writer
+            # checks who may post under the room's lock, for every send.
             future = message_services.message_submit(
                 actor=self.user,
                 room_id=frame.room,

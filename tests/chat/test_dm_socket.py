@@ -135,3 +135,24 @@ async def test_typing_and_reads_stay_among_members(world: World) -> None:
     await quiet(sock_owner, "typing")
     for sock in (sock_a, sock_b, sock_owner):
         await sock.disconnect()
+
+
+async def test_a_send_to_a_dm_this_connection_has_not_heard_of_yet_is_stored(
+    world: World,
+) -> None:
+    """A client may send as soon as ``POST /dms/`` answered, before its ``room.added``: here
+    the DM is made with no ``room.added`` at all, so the connection cannot know of it."""
+    a, b = world.users["member"], world.target
+
+    def quietly_made_dm() -> Room:
+        room = Room.objects.create(kind="dm", dm_key=dms.dm_key({a.pk, b.pk}), private=True)
+        for user in (a, b):
+            room.room_members.create(user=user)
+        return room
+
+    sock = await connect(a, sync={})
+    room = await database_sync_to_async(quietly_made_dm)()
+    await send(sock, msg(room.pk, "early"))
+    ack = await until(sock, "ack")
+    assert (ack["client_msg_id"], ack["seq"]) == ("early", 1)
+    await sock.disconnect()

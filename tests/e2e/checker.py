@@ -74,6 +74,10 @@ class Receiver:
         self.readable: set[int] = set()
         self.removed: dict[int, int] = {}  # room -> events received after room.removed
         self.removed_at: dict[int, float] = {}  # room -> when room.removed arrived (monotonic)
+        self.reasons: dict[int, str] = {}  # room -> the reason of its first room.removed
+        self.after_removed: dict[int, list[str]] = defaultdict(list)  # frames after room.removed
+        self.touched: dict[int, list[str]] = defaultdict(list)  # every frame naming the room
+        self.infos: dict[int, dict[str, Any]] = {}  # room -> its last room.added/updated info
         self.acks: dict[str, int] = {}
         self.errors: list[dict[str, Any]] = []
         self.closes: list[int | None] = []  # close codes of the sockets that ended
@@ -99,6 +103,8 @@ class Receiver:
         hello = json.loads(await asyncio.wait_for(self.ws.recv(), OPEN_TIMEOUT))
         assert hello["type"] == "hello", hello
         self.readable = {room["id"] for room in hello["rooms"]}
+        for room in hello["rooms"]:
+            self.touched[room["id"]].append("hello")
         cursors = {str(r): (self.seqs[r][-1] if self.seqs[r] else 0) for r in self.readable}
         await self.ws.send(json.dumps({"type": "sync", "rooms": cursors, "ref": "sync"}))
         self.connected.set()
@@ -127,6 +133,13 @@ class Receiver:
 
     def _record(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
+        named = frame.get("room")
+        if kind == "room.added":
+            named = frame["info"]["id"]
+        if isinstance(named, int) and not isinstance(named, bool):
+            self.touched[named].append(str(kind))
+            if named in self.removed and named not in self.readable and kind != "room.added":
+                self.after_removed[named].append(str(kind))
         if kind == "synced":
             self.live.set()
         elif kind in ("ack", "error"):
@@ -137,8 +150,12 @@ class Receiver:
                 answer.set_result(frame)
         elif kind == "room.added":
             self.readable.add(frame["info"]["id"])
+            self.infos[frame["info"]["id"]] = frame["info"]
+        elif kind == "room.updated":
+            self.infos[frame["room"]] = frame["info"]
         elif kind == "room.removed":
             self.readable.discard(frame["room"])
+            self.reasons.setdefault(frame["room"], str(frame.get("reason")))
             self.removed.setdefault(frame["room"], 0)
             self.removed_at.setdefault(frame["room"], time.monotonic())
         elif kind == "room.resync":
@@ -255,6 +272,17 @@ class Receiver:
             verdict.details.append(
                 f"{self.name} room {room}: {self.removed[room]} events after room.removed"
             )
+        return verdict
+
+    def verdict_outsider(self, room: int) -> Verdict:
+        """A room the connection's user never could read (a DM of others): nothing of it
+        arrived, neither in ``hello`` nor as any frame."""
+        verdict = Verdict()
+        frames = self.touched.get(room, [])
+        if frames:
+            verdict.foreign += len(frames)
+            kinds = sorted(set(frames))
+            verdict.details.append(f"{self.name} room {room}: {len(frames)} frames of {kinds}")
         return verdict
 
 

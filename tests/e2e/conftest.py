@@ -56,7 +56,7 @@ class Server:
         status, body = self.call(
             "POST",
             "/api/v1/auth/register",
-            {"username": name, "password": "e2e-" + secrets.token_hex(8)},
+            {"username": name, "password": "e2e-" + secrets.token_hex(16)},
         )
         assert status == 201, body
         return body["user"]["id"], body["token"]

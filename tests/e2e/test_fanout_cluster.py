@@ -1,7 +1,9 @@
 """The scaled mode's fan-out tier over real processes: two gateways, two workers, PostgreSQL
 and Redis, checked for lost, duplicated and out-of-order events on every connection while
 workers die, entries are poisoned, Redis drops connections, pauses or loses everything,
-clients reconnect, members are removed and a client stops reading.
+clients reconnect, members are removed and a client stops reading. Direct messages (two-person
+and group DMs) flow alongside the rooms in several of them: their members get everything, and
+users outside a DM get nothing of it, not even its ``room.added``.
 
 Each scenario waits with a deadline for what it checks, never for a fixed time.
 """
@@ -14,7 +16,7 @@ import random
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ import msgspec
 import pytest
 import redis
 
-from tests.e2e.checker import Receiver, StalledClient, combined, wait_for_heads
+from tests.e2e.checker import Receiver, StalledClient, Verdict, combined, wait_for_heads
 from tests.e2e.cluster import Cluster, RedisServer, database, own_redis_database
 from tests.e2e.conftest import Server, api
 
@@ -79,10 +81,29 @@ def private(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster,
 
 
 @dataclass
+class Dm:
+    room: int
+    members: list[tuple[int, str]]  # (id, token); the first opened it
+
+    @property
+    def ids(self) -> set[int]:
+        return {user_id for user_id, _ in self.members}
+
+
+@dataclass
 class Place:
     slug: str
     rooms: list[int]
     users: list[tuple[int, str]]  # (id, token); the first owns the community
+    dms: list[Dm] = field(default_factory=list)  # DMs among the users
+
+    def reads(self, user_id: int) -> list[int]:
+        """The rooms and DMs the user reads throughout."""
+        return self.rooms + [dm.room for dm in self.dms if user_id in dm.ids]
+
+    def outside(self, user_id: int) -> list[int]:
+        """The DMs the user never reads."""
+        return [dm.room for dm in self.dms if user_id not in dm.ids]
 
 
 def make_place(server: Server, rooms: int, members: int) -> Place:
@@ -107,6 +128,68 @@ def make_place(server: Server, rooms: int, members: int) -> Place:
         assert status == 201, made
         room_ids.append(made["id"])
     return Place(slug, room_ids[:rooms], users)
+
+
+def open_dm(server: Server, opener: tuple[int, str], others: list[tuple[int, str]]) -> Dm:
+    """A new DM through the API (docs/dms.md): its members share the place's community, so
+    the default ``dm_policy`` lets them."""
+    ids = [user_id for user_id, _ in others]
+    status, room = api(server, "POST", "/api/v1/dms/", {"user_ids": ids}, opener[1])
+    assert status == 201, room
+    assert (room["kind"], room["community"], room["private"]) == ("dm", None, True), room
+    assert [m["id"] for m in room["members"]] == sorted([opener[0], *ids]), room
+    return Dm(room["id"], [opener, *others])
+
+
+def open_dms(server: Server, place: Place) -> list[Dm]:
+    """A two-person DM of the first two users and a group DM of the second to fourth, so each
+    leaves out one user at least; both opened while the users are connected."""
+    users = place.users
+    assert len(users) >= 4
+    place.dms += [open_dm(server, users[0], users[1:2]), open_dm(server, users[1], users[2:4])]
+    return place.dms
+
+
+async def dms_known(receivers: list[Receiver], dms: list[Dm], within: float = 10.0) -> None:
+    """Wait until every member's connections have the DMs' ``room.added`` (docs/protocol.md,
+    "Staying in step"): a gateway answers ``not_found`` to a send in a room whose grant has
+    not reached the connection yet, even right after the DM's 201."""
+    await wait_until(
+        lambda: all(dm.room in r.readable for dm in dms for r in receivers if r.user_id in dm.ids),
+        within,
+        "room.added of the new DMs on every member's connections",
+    )
+
+
+async def send_dms(
+    receivers: list[Receiver], dms: list[Dm], count: int, tag: str, pause: float = 0.0
+) -> dict[int, int]:
+    """``count`` messages in each DM, spread over its members' connections; returns how many
+    per DM."""
+    sending = []
+    for dm in dms:
+        members = [r for r in receivers if r.user_id in dm.ids]
+        sending.append(send_all(members, [dm.room], count, f"{tag}-{dm.room}", pause))
+    sent = await asyncio.gather(*sending)
+    return {room: n for per_dm in sent for room, n in per_dm.items()}
+
+
+async def send_traffic(
+    senders: list[Receiver],
+    receivers: list[Receiver],
+    place: Place,
+    count: int,
+    dm_count: int,
+    tag: str,
+    pause: float = 0.0,
+) -> dict[int, int]:
+    """``count`` messages over the rooms from ``senders`` and, at the same time, ``dm_count`` in
+    each DM from its members' connections; returns how many per room and DM."""
+    rooms, dms = await asyncio.gather(
+        send_all(senders, place.rooms, count, tag, pause),
+        send_dms(receivers, place.dms, dm_count, f"{tag}-dm", pause),
+    )
+    return rooms | dms
 
 
 async def receivers_for(
@@ -144,8 +227,10 @@ async def send_all(
 
 def heads_of(server: Server, place: Place) -> dict[int, int]:
     heads = {}
-    for room in place.rooms:
-        status, info = api(server, "GET", f"/api/v1/rooms/{room}/", None, place.users[0][1])
+    readers = [(room, place.users[0][1]) for room in place.rooms]
+    readers += [(dm.room, dm.members[0][1]) for dm in place.dms]
+    for room, token in readers:
+        status, info = api(server, "GET", f"/api/v1/rooms/{room}/", None, token)
         assert status == 200, info
         heads[room] = info["head_seq"]
     return heads
@@ -165,7 +250,22 @@ async def settle(
     while not all(heads[r] >= expected[r] for r in expected) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
         heads = await asyncio.to_thread(heads_of, server, place)
-    await wait_for_heads(receivers, heads, within=within)
+    await asyncio.gather(
+        *(
+            wait_for_heads([r], {room: heads[room] for room in place.reads(r.user_id)}, within)
+            for r in receivers
+        )
+    )
+    if place.dms:
+        # Give anything of a DM still on its way the time to reach a connection of a user
+        # outside it, where it must not (the verdict counts it).
+        outsiders = [r for r in receivers if place.outside(r.user_id)]
+        await asyncio.gather(
+            *(
+                wait_for_heads([r], {room: 1 for room in place.outside(r.user_id)}, 1.0)
+                for r in outsiders
+            )
+        )
     return heads
 
 
@@ -188,8 +288,26 @@ def summary(receivers: list[Receiver]) -> str:
     )
 
 
-def assert_clean(receivers: list[Receiver], heads: dict[int, int], cluster: Cluster) -> None:
-    verdict = combined(receivers, heads)
+def place_verdict(receivers: list[Receiver], heads: dict[int, int], place: Place) -> Verdict:
+    """Each connection has every event of the rooms and DMs its user reads, once and in order,
+    and nothing of the DMs it does not: a DM's readers are its members and nobody else
+    (docs/protocol.md, "Guarantees"; docs/dms.md, "Using one")."""
+    verdict = Verdict()
+    for receiver in receivers:
+        verdict.add(
+            receiver.verdict(heads, [r for r in place.reads(receiver.user_id) if r in heads])
+        )
+        for room in place.outside(receiver.user_id):
+            verdict.add(receiver.verdict_outsider(room))
+    return verdict
+
+
+def assert_clean(
+    receivers: list[Receiver], heads: dict[int, int], cluster: Cluster, place: Place | None = None
+) -> None:
+    verdict = (
+        combined(receivers, heads) if place is None else place_verdict(receivers, heads, place)
+    )
     assert verdict.clean, "\n".join(
         [
             *verdict.details[:20],
@@ -308,11 +426,16 @@ class TestOnAHealthyRedis:
             await close_all(receivers)
 
     async def test_a_worker_killed_repeatedly_loses_nothing(self, cluster: Cluster) -> None:
+        """Rooms and DMs alike: every DM member's connections get all of the DM, in order, and
+        the connections of the users outside it nothing of it."""
         await asyncio.to_thread(cluster.wait_ready)
         place = await asyncio.to_thread(make_place, cluster.servers[0], 8, 4)
         receivers = await receivers_for(cluster, place)
         try:
-            sending = asyncio.create_task(send_all(receivers[::2], place.rooms, 200, "kill", 0.01))
+            await dms_known(receivers, await asyncio.to_thread(open_dms, cluster.servers[0], place))
+            sending = asyncio.create_task(
+                send_traffic(receivers[::2], receivers, place, 200, 60, "kill", 0.01)
+            )
             for _ in range(3):
                 await asyncio.sleep(0.7)
                 victim = len(cluster.workers) - 1
@@ -321,7 +444,7 @@ class TestOnAHealthyRedis:
             expected = await sending
             heads = await settle(cluster, place, receivers, expected)
             assert heads == expected
-            assert_clean(receivers, heads, cluster)
+            assert_clean(receivers, heads, cluster, place)
         finally:
             await close_all(receivers)
 
@@ -446,7 +569,12 @@ class TestOnAHealthyRedis:
         receivers = await receivers_for(cluster, place)
         rng = random.Random(7)
         try:
-            sending = asyncio.create_task(send_all(receivers[::2], place.rooms, 200, "storm"))
+            # Members and outsiders of the DMs reconnect alike: a DM's members sync it from
+            # where they were, the others never see it, not even in ``hello``.
+            await dms_known(receivers, await asyncio.to_thread(open_dms, cluster.servers[0], place))
+            sending = asyncio.create_task(
+                send_traffic(receivers[::2], receivers, place, 200, 60, "storm")
+            )
             drops = 0
             while not sending.done():
                 for receiver in rng.sample(receivers, k=max(1, len(receivers) // 5)):
@@ -456,8 +584,11 @@ class TestOnAHealthyRedis:
             expected = await sending
             heads = await settle(cluster, place, receivers, expected)
             assert heads == expected
-            assert_clean(receivers, heads, cluster)
+            assert_clean(receivers, heads, cluster, place)
             assert sum(r.reopens for r in receivers) >= min(drops, 10)
+            # DM members reopened (and synced their DMs) as well as users outside a DM.
+            assert any(r.reopens for r in receivers if place.reads(r.user_id) != place.rooms)
+            assert any(r.reopens for r in receivers if place.outside(r.user_id))
         finally:
             await close_all(receivers)
 
@@ -519,6 +650,89 @@ class TestOnAHealthyRedis:
             # The removal cut the flow: they got part of each room, the others all of it.
             assert all(0 < len(r.seqs[room]) < heads[room] for r in removed for room in place.rooms)
             print(f"room.removed at most {latency:.2f} s after the kick or ban was asked")
+            assert latency < 5, latency
+        finally:
+            await close_all(receivers)
+
+    async def test_a_member_leaving_a_group_dm_while_messages_flow_gets_nothing_more(
+        self, cluster: Cluster
+    ) -> None:
+        """A member leaves a group DM in the middle of its traffic: from then on the leaver's
+        connections get ``room.removed`` (reason ``left``) and nothing more of the DM, the other
+        members ``room.updated`` without the leaver and every message in order (docs/dms.md,
+        "Group DMs"; docs/protocol.md, "Guarantees")."""
+        await asyncio.to_thread(cluster.wait_ready)
+        server = cluster.servers[0]
+        place = await asyncio.to_thread(make_place, server, 2, 5)
+        receivers = await receivers_for(cluster, place)
+        leaver_id, leaver_token = place.users[3]
+        try:
+            # Four members (the fifth user stays outside); the last of them leaves.
+            group = await asyncio.to_thread(open_dm, server, place.users[0], place.users[1:4])
+            await dms_known(receivers, [group])
+            stay = group.ids - {leaver_id}
+            dm_senders = [r for r in receivers if r.user_id in stay]
+            sending = asyncio.gather(
+                send_all(dm_senders, [group.room], 240, "leave", 0.02),
+                send_all(receivers[::2], place.rooms, 80, "leave-rooms", 0.02),
+            )
+            await wait_until(lambda: sum(len(r.acks) for r in dm_senders) >= 60, 60, "60 sent")
+            left_at = time.monotonic()
+            status, body = await asyncio.to_thread(
+                api, server, "POST", f"/api/v1/rooms/{group.room}/leave", None, leaver_token
+            )
+            assert status == 204, body
+            leaver = [r for r in receivers if r.user_id == leaver_id]
+            await wait_until(
+                lambda: all(group.room in r.removed for r in leaver),
+                5,
+                "room.removed on every connection of the leaver",
+            )
+            latency = max(r.removed_at[group.room] - left_at for r in leaver)
+            stayed = [r for r in receivers if r.user_id != leaver_id]
+
+            def members_seen(receiver: Receiver) -> list[int]:
+                info = receiver.infos.get(group.room) or {}
+                return [member["id"] for member in info.get("members") or []]
+
+            await wait_until(
+                lambda: all(members_seen(r) == sorted(stay) for r in stayed if r.user_id in stay),
+                5,
+                "room.updated without the leaver on every other member's connection",
+            )
+            in_dm, in_rooms = await sending
+            expected = in_dm | in_rooms
+            # From now on the DM is the three who stayed.
+            place.dms = [Dm(group.room, [m for m in group.members if m[0] != leaver_id])]
+            heads = await settle(cluster, place, stayed, expected)
+            assert heads == expected
+            # Give anything of the DM still on its way the time to arrive where it must not.
+            await wait_for_heads(leaver, {group.room: heads[group.room]}, within=1.0)
+            verdict = place_verdict(stayed, heads, place)
+            for receiver in leaver:
+                verdict.add(receiver.verdict(heads, place.rooms))
+                verdict.add(receiver.verdict_removed(group.room))
+            assert verdict.clean, (
+                "\n".join(verdict.details[:20]) + "\n" + cluster.log_tail()[-3000:]
+            )
+            for receiver in leaver:
+                assert receiver.reasons[group.room] == "left"
+                # Not even a room.updated, a typing or a read of the DM after room.removed.
+                assert not receiver.after_removed[group.room], receiver.after_removed
+                assert 0 < len(receiver.seqs[group.room]) < heads[group.room]
+            assert all(room not in r.removed for r in stayed for room in [*place.rooms, group.room])
+            # Reconnected, the leaver's connections do not find the DM in ``hello`` any more.
+            for receiver in leaver:
+                receiver.drop()
+            await wait_until(
+                lambda: all(r.reopens and r.connected.is_set() for r in leaver),
+                20,
+                "the leaver's connections reopened",
+            )
+            for receiver in leaver:
+                assert "hello" not in receiver.touched[group.room], receiver.touched[group.room]
+                assert receiver.verdict_removed(group.room).clean
+            print(f"room.removed at most {latency:.2f} s after the leave was asked")
             assert latency < 5, latency
         finally:
             await close_all(receivers)
@@ -614,7 +828,10 @@ class TestRedisTrouble:
         receivers = await receivers_for(cluster, place)
         admin = redis.Redis.from_url(cluster.redis_url, socket_timeout=5)
         try:
-            sending = asyncio.create_task(send_all(receivers[::2], place.rooms, 200, "kill-conn"))
+            await dms_known(receivers, await asyncio.to_thread(open_dms, cluster.servers[0], place))
+            sending = asyncio.create_task(
+                send_traffic(receivers[::2], receivers, place, 200, 60, "kill-conn")
+            )
             killed = 0
             for step in range(6):
                 await asyncio.sleep(0.6)
@@ -625,7 +842,7 @@ class TestRedisTrouble:
             expected = await sending
             heads = await settle(cluster, place, receivers, expected)
             assert heads == expected
-            assert_clean(receivers, heads, cluster)
+            assert_clean(receivers, heads, cluster, place)
             assert killed > 0
             await workers_recovered(cluster)
         finally:
@@ -639,7 +856,8 @@ class TestRedisTrouble:
         """Redis goes with every key it held (streams, registry, leases) and comes back empty.
         Gateways register again and catch their connections up from the database, the sweep
         publishes what could not be published meanwhile, a connection refused during the outage
-        gets in afterwards; every connection ends up complete."""
+        gets in afterwards; every connection ends up complete, in the rooms and in the DMs
+        (the late connection's user is in one DM and outside the other)."""
         cluster, server = private
         await asyncio.to_thread(cluster.wait_ready)
         place = await asyncio.to_thread(make_place, cluster.servers[0], 6, 4)
@@ -647,7 +865,11 @@ class TestRedisTrouble:
         senders = receivers[::2]
         late = Receiver(cluster.servers[1], *place.users[-1], "a member connecting in the outage")
         try:
-            sending = asyncio.create_task(send_all(senders, place.rooms, 200, "restart"))
+            dms = await asyncio.to_thread(open_dms, cluster.servers[0], place)
+            await dms_known(receivers, dms)
+            sending = asyncio.create_task(
+                send_traffic(senders, receivers, place, 200, 40, "restart")
+            )
             await wait_until(lambda: sum(len(r.acks) for r in senders) >= 50, 60, "50 sent")
             await asyncio.to_thread(server.kill)
             opening = asyncio.create_task(late.start())
@@ -658,7 +880,7 @@ class TestRedisTrouble:
             receivers.append(late)
             heads = await settle(cluster, place, receivers, expected, within=30)
             assert heads == expected
-            assert_clean(receivers, heads, cluster)
+            assert_clean(receivers, heads, cluster, place)
             # The workers' lease loops outlive the loss: they heartbeat and hold every partition.
             await workers_recovered(cluster)
 
@@ -667,25 +889,28 @@ class TestRedisTrouble:
             await asyncio.to_thread(cluster.wait_ready)
             cluster.signal_workers(signal.SIGSTOP)
             try:
-                more = await send_all(senders, place.rooms, 30, "unrouted")
-                held = in_streams(cluster, place.rooms)
-                for room in place.rooms:
+                more = await send_traffic(senders, receivers, place, 30, 6, "unrouted")
+                rooms = place.rooms + [dm.room for dm in dms]
+                held = in_streams(cluster, rooms)
+                for room in rooms:
                     sent = range(expected[room] + 1, expected[room] + more[room] + 1)
                     assert held[room].issuperset(sent), "published to Redis, not left to the sweep"
                 await asyncio.to_thread(server.kill)
                 await asyncio.to_thread(server.start)
             finally:
                 cluster.signal_workers(signal.SIGCONT)
-            expected = {room: expected[room] + more[room] for room in place.rooms}
+            expected = {room: expected[room] + more[room] for room in expected}
             heads = await settle(cluster, place, receivers, expected, within=30)
             assert heads == expected
-            assert_clean(receivers, heads, cluster)
+            assert_clean(receivers, heads, cluster, place)
             await workers_recovered(cluster)
 
             # Two more losses while messages flow, each survived before the next.
             for cycle in range(2):
                 acked = sum(len(r.acks) for r in senders)
-                sending = asyncio.create_task(send_all(senders, place.rooms, 60, f"again{cycle}"))
+                sending = asyncio.create_task(
+                    send_traffic(senders, receivers, place, 60, 12, f"again{cycle}")
+                )
                 await wait_until(
                     lambda acked=acked: sum(len(r.acks) for r in senders) >= acked + 20,
                     60,
@@ -695,10 +920,10 @@ class TestRedisTrouble:
                 await asyncio.sleep(1.0)  # the outage itself
                 await asyncio.to_thread(server.start)
                 more = await sending
-                expected = {room: expected[room] + more[room] for room in place.rooms}
+                expected = {room: expected[room] + more[room] for room in expected}
                 await workers_recovered(cluster)
             heads = await settle(cluster, place, receivers, expected, within=30)
             assert heads == expected
-            assert_clean(receivers, heads, cluster)
+            assert_clean(receivers, heads, cluster, place)
         finally:
             await close_all(receivers if late in receivers else [*receivers, late])
