@@ -140,6 +140,16 @@ describe("DM frames", () => {
     assert.equal(called("refreshMembers").length, 1);
   });
 
+  test("room.updated keeps the open room's own unread count; others take the server's", () => {
+    onFrame({ type: "room.added", room: 21, info: dm(21, [BOB, CY], { unread: 0 }) });
+    onFrame({ type: "room.added", room: 22, info: dm(22, [CY], { unread: 0 }) });
+    page.state.current = 21;
+    onFrame({ type: "room.updated", room: 21, info: dm(21, [BOB], { unread: 1 }) });
+    onFrame({ type: "room.updated", room: 22, info: dm(22, [CY], { unread: 3 }) });
+    assert.equal(page.state.rooms.get(21).unread, 0);
+    assert.equal(page.state.rooms.get(22).unread, 3);
+  });
+
   test("room.removed after leaving takes the open DM away and says so by its names", () => {
     onFrame({ type: "room.added", room: 21, info: dm(21, [BOB, CY]) });
     page.state.current = 21;

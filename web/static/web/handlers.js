@@ -309,7 +309,11 @@ export function createHandlers(state, ui) {
    */
   function onRoomInfo(info, added) {
     const known = state.rooms.get(info.id);
-    state.rooms.set(info.id, known ? { ...known, ...info } : info);
+    const merged = known ? { ...known, ...info } : info;
+    // The room on screen keeps its own count: the server's may predate the read marker this
+    // page is moving as it shows the messages.
+    if (known && info.id === state.current) merged.unread = known.unread;
+    state.rooms.set(info.id, merged);
     // A DM has no community (docs/web-client.md, "Direct messages"): nothing to load.
     if (added && info.community !== null && !state.communities.has(info.community)) {
       ui.loadCommunities().then(ui.renderSidebar);
