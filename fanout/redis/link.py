@@ -107,15 +107,21 @@ class RedisLink:
         while True:
             try:
                 now_ms = int(time.time() * 1000)
-                # One round trip: the heartbeat, and the mark set again, its old value telling
-                # whether Redis still had it.
+                # One round trip: the heartbeat, and the mark's lease extended where it still
+                # is (XX), its old value telling whether it was. A mark found gone is made again
+                # only after the re-registration is owed: a beat whose reply is lost after
+                # Redis ran it leaves a missing mark missing, so the next beat still sees it.
                 async with self.client.pipeline(transaction=False) as pipe:
                     pipe.zadd(self.keys.gateways(), {self.local.id: now_ms})
-                    pipe.set(mark, "1", ex=MARK_TTL_S, get=True)
+                    pipe.set(mark, "1", ex=MARK_TTL_S, xx=True, get=True)
                     _, had_mark = await pipe.execute()
                 self.ready.set()
-                if had_mark is None and owed is None:
-                    owed = started
+                if had_mark is None:
+                    if owed is None:
+                        owed = started
+                    # Before registering: a removal of entries after this (a worker taking the
+                    # gateway for dead removes the mark after them) shows at the next beat.
+                    await self.client.set(mark, "1", ex=MARK_TTL_S)
                 if owed is not None:
                     await self._reregister(lost=owed)
                     owed = None

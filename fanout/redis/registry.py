@@ -172,14 +172,20 @@ class RedisRegistry:
         self.live: set[str] = set()
         self.live_at = 0.0
         self.stale: list[tuple[int, str]] = []
+        # Gateways some of whose entries were removed and whose mark is still to be removed.
+        self.unmark: set[str] = set()
         self.unregister = client.register_script(UNREGISTER)
         self.locate_script = client.register_script(LOCATE)
 
-    async def refresh(self) -> None:
+    async def refresh(self) -> set[str]:
+        """Read the live gateways again; returns this read's set (another task's read, sent
+        earlier, may replace ``self.live`` after it)."""
         now_ms = int(time.time() * 1000)
         ids = await self.client.zrangebyscore(self.keys.gateways(), now_ms - LIVE_MS, "+inf")
-        self.live = {text(i) for i in ids}
+        live = {text(i) for i in ids}
+        self.live = live
         self.live_at = time.monotonic()
+        return live
 
     async def locate(self, user_ids: Collection[int]) -> dict[str, list[int]]:
         if not user_ids:
@@ -217,11 +223,13 @@ class RedisRegistry:
                 else:
                     unknown.append((users, gateway))
         if unknown:
-            # A gateway that started since the last refresh is live, not stale.
-            if time.monotonic() - self.live_at > 0.05:
-                await self.refresh()
+            # Judged on a read of the live gateways made after the look-up answered: a gateway
+            # heartbeats before it registers anyone, so one that holds these users was in the
+            # set by then. A read from before the look-up (however recent) may predate a new
+            # gateway's first heartbeat, and would have its users removed for good.
+            live = await self.refresh()
             for users, gateway in unknown:
-                if gateway in self.live:
+                if gateway in live:
                     where[gateway].extend(users)
                 else:
                     for user_id in users:
@@ -230,12 +238,36 @@ class RedisRegistry:
         return where
 
     async def clean(self) -> None:
-        """Remove registry entries of gateways that stopped heartbeating, and their inboxes."""
+        """Remove registry entries of gateways that stopped heartbeating, and their inboxes.
+
+        A gateway taken for dead when its entries were found may have been only late: entries
+        of one that heartbeats again are left alone, and where entries go, the gateway's mark
+        goes after them, so that a gateway still running finds the mark gone at its next
+        heartbeat, registers its users again and has its connections catch up from the
+        database (docs/fanout.md, "Gateways"). A mark still owed (the cleaning failed part way)
+        is removed at the next cleaning."""
         stale, self.stale = self.stale, []
+        users_of: dict[str, set[int]] = defaultdict(set)
         for user_id, gateway in stale:
-            shard = shard_of(user_id, self.shards)
-            await self.unregister(keys=[self.keys.where(shard), counts_key(self.keys, shard)],
-                                  args=[user_id, gateway])  # fmt: skip
+            users_of[gateway].add(user_id)
+        try:
+            if users_of:
+                now_ms = int(time.time() * 1000)
+                beats = await self.client.zmscore(self.keys.gateways(), list(users_of))
+                for (gateway, users), beat in zip(users_of.items(), beats, strict=True):
+                    if beat is not None and beat >= now_ms - LIVE_MS:
+                        continue  # it heartbeats again: its entries are right
+                    self.unmark.add(gateway)  # before any of its entries goes
+                    for user_id in users:
+                        shard = shard_of(user_id, self.shards)
+                        await self.unregister(
+                            keys=[self.keys.where(shard), counts_key(self.keys, shard)],
+                            args=[user_id, gateway],
+                        )
+        finally:
+            for gateway in list(self.unmark):
+                await self.client.delete(self.keys.mark(gateway))
+                self.unmark.discard(gateway)
         now_ms = int(time.time() * 1000)
         dead = await self.client.zrangebyscore(self.keys.gateways(), 0, now_ms - LIVE_MS)
         for raw in dead:

@@ -199,7 +199,11 @@ class Worker:
         sweep_now = now >= self.sweep_not_before and (
             self.sweep_due or now - self.last_sweep >= self.sweep_every
         )
-        clean_now = now - self.last_clean >= CLEAN_EVERY_S or bool(self.registry.stale)
+        clean_now = (
+            now - self.last_clean >= CLEAN_EVERY_S
+            or bool(self.registry.stale)
+            or bool(self.registry.unmark)
+        )
         if sweep_now or clean_now:
             self.housekeeping = asyncio.create_task(self._housekeep(sweep_now))
 
