@@ -37,6 +37,7 @@ ROOM_EVENTS = {
     "message.deleted",
     "reaction.added",
     "reaction.removed",
+    "thread.updated",  # a room event of its own, right after its reply (docs/threads.md)
 }
 
 
@@ -79,6 +80,10 @@ class Receiver:
         self.touched: dict[int, list[str]] = defaultdict(list)  # every frame naming the room
         self.infos: dict[int, dict[str, Any]] = {}  # room -> its last room.added/updated info
         self.acks: dict[str, int] = {}
+        self.message_ids: dict[str, int] = {}  # client_msg_id -> the acked message's id
+        self.reply_seqs: dict[int, dict[int, int]] = defaultdict(dict)  # room -> seq -> root
+        # root -> (seq, reply_count) of each thread.updated received for it, in arrival order
+        self.thread_updates: dict[int, list[tuple[int, int]]] = defaultdict(list)
         self.errors: list[dict[str, Any]] = []
         self.closes: list[int | None] = []  # close codes of the sockets that ended
         self.resyncs = 0
@@ -168,6 +173,12 @@ class Receiver:
             if room in self.removed and room not in self.readable:
                 self.removed[room] += 1
             self.seqs[room].append(frame["seq"])
+            if kind == "message.new" and frame["message"].get("thread_root") is not None:
+                self.reply_seqs[room][frame["seq"]] = frame["message"]["thread_root"]
+            elif kind == "thread.updated":
+                self.thread_updates[frame["message_id"]].append(
+                    (frame["seq"], frame["thread"]["reply_count"])
+                )
 
     async def _resync(self, room: int) -> None:
         last = self.seqs[room][-1] if self.seqs[room] else 0
@@ -176,18 +187,22 @@ class Receiver:
                 json.dumps({"type": "sync", "rooms": {str(room): last}, "ref": "rs"})
             )
 
-    async def send(self, room: int, client_msg_id: str, body: str) -> int:
-        """Send a message and wait for its ``ack``; returns its seq."""
+    async def send(
+        self, room: int, client_msg_id: str, body: str, thread_root: int | None = None
+    ) -> int:
+        """Send a message (a reply in ``thread_root``'s thread when given) and wait for its
+        ``ack``; returns its seq."""
         deadline = time.monotonic() + SEND_WITHIN
-        frame = json.dumps(
-            {
-                "type": "message.send",
-                "room": room,
-                "client_msg_id": client_msg_id,
-                "body": body,
-                "ref": client_msg_id,
-            }
-        )
+        fields: dict[str, Any] = {
+            "type": "message.send",
+            "room": room,
+            "client_msg_id": client_msg_id,
+            "body": body,
+            "ref": client_msg_id,
+        }
+        if thread_root is not None:
+            fields["thread_root"] = thread_root
+        frame = json.dumps(fields)
         while True:
             if time.monotonic() > deadline:
                 raise SendFailed(f"{self.name}: {client_msg_id} was never acknowledged")
@@ -207,6 +222,8 @@ class Receiver:
             elif answer["type"] == "ack":
                 seq = int(answer["seq"])
                 self.acks[client_msg_id] = seq
+                if answer.get("message_id") is not None:
+                    self.message_ids[client_msg_id] = int(answer["message_id"])
                 return seq
             elif answer.get("code") in RETRIED_ERRORS:
                 await asyncio.sleep(min(float(answer.get("retry_after") or 0.2), 1.0))
@@ -271,6 +288,47 @@ class Receiver:
             verdict.foreign += self.removed[room]
             verdict.details.append(
                 f"{self.name} room {room}: {self.removed[room]} events after room.removed"
+            )
+        return verdict
+
+    def verdict_thread(self, room: int, root: int, replies: int) -> Verdict:
+        """A thread's events as this connection got them (docs/threads.md): each
+        ``thread.updated`` of the root arrived right after its reply's ``message.new`` (the
+        seq before its own, naming the root as ``thread_root``), one per reply, their
+        ``reply_count`` going 1, 2, ..., and the last one carrying ``replies``, the number of
+        replies acknowledged to the senders. Lost, repeated and disordered room events are
+        the room's verdict; this one is about what the thread's events say."""
+        verdict = Verdict()
+        got = self.seqs.get(room, [])
+        position = {seq: index for index, seq in reversed(list(enumerate(got)))}
+        updates = self.thread_updates.get(root, [])
+        for seq, _ in updates:
+            index = position.get(seq, 0)
+            if (
+                index == 0
+                or got[index - 1] != seq - 1
+                or self.reply_seqs[room].get(seq - 1) != root
+            ):
+                verdict.out_of_order += 1
+                verdict.details.append(
+                    f"{self.name} room {room}: thread.updated {seq} of root {root} does not "
+                    f"follow its reply (before it: {got[max(index - 3, 0) : index]})"
+                )
+        counts = [count for _, count in updates]
+        if counts != list(range(1, replies + 1)):
+            missing = max(replies - len(counts), 0)
+            verdict.lost += missing
+            verdict.out_of_order += int(not missing)
+            verdict.details.append(
+                f"{self.name} room {room}: root {root} has {replies} replies, the thread's "
+                f"reply_count went {counts[:10]}...{counts[-3:]} ({len(counts)} updates)"
+            )
+        got_replies = sum(1 for r in self.reply_seqs[room].values() if r == root)
+        if got_replies != replies:
+            verdict.lost += max(replies - got_replies, 0)
+            verdict.duplicated += max(got_replies - replies, 0)
+            verdict.details.append(
+                f"{self.name} room {room}: {got_replies} replies of root {root} of {replies}"
             )
         return verdict
 

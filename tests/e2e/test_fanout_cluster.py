@@ -3,7 +3,9 @@ and Redis, checked for lost, duplicated and out-of-order events on every connect
 workers die, entries are poisoned, Redis drops connections, pauses or loses everything,
 clients reconnect, members are removed and a client stops reading. Direct messages (two-person
 and group DMs) flow alongside the rooms in several of them: their members get everything, and
-users outside a DM get nothing of it, not even its ``room.added``.
+users outside a DM get nothing of it, not even its ``room.added``. Thread replies flow too,
+in a room and in a DM: each reply's ``thread.updated`` is checked like any room event, and
+where it lands (right after its reply) and what it says (the final ``reply_count``) as well.
 
 Each scenario waits with a deadline for what it checks, never for a fixed time.
 """
@@ -91,11 +93,19 @@ class Dm:
 
 
 @dataclass
+class Thread:
+    room: int
+    root: int  # the root's message id
+    replies: int = 0  # replies acknowledged so far
+
+
+@dataclass
 class Place:
     slug: str
     rooms: list[int]
     users: list[tuple[int, str]]  # (id, token); the first owns the community
     dms: list[Dm] = field(default_factory=list)  # DMs among the users
+    threads: list[Thread] = field(default_factory=list)  # in a room and in a DM
 
     def reads(self, user_id: int) -> list[int]:
         """The rooms and DMs the user reads throughout."""
@@ -174,6 +184,40 @@ async def send_dms(
     return {room: n for per_dm in sent for room, n in per_dm.items()}
 
 
+async def send_threads(
+    receivers: list[Receiver], place: Place, count: int, tag: str, pause: float = 0.0
+) -> dict[int, int]:
+    """``count`` replies in each of the place's threads, spread over the connections of the
+    users reading its room; the first call posts the roots first: one in the first room and
+    one in the last DM (docs/threads.md). Returns how many room events per room: one per root,
+    two per reply (its ``message.new`` and the root's ``thread.updated``)."""
+    events: dict[int, int] = {}
+    if not place.threads:
+        for room in [place.rooms[0], place.dms[-1].room]:
+            opener = next(r for r in receivers if room in place.reads(r.user_id))
+            await opener.send(room, f"{tag}-root-{room}", "a thread's root")
+            place.threads.append(Thread(room, opener.message_ids[f"{tag}-root-{room}"]))
+            events[room] = 1
+
+    async def one_thread(thread: Thread) -> None:
+        members = [r for r in receivers if thread.room in place.reads(r.user_id)]
+
+        async def one_sender(index: int) -> None:
+            for n in range(index, count, len(members)):
+                reply = f"{tag}-reply-{thread.root}-{n}"
+                await members[index].send(thread.room, reply, f"reply {n}", thread.root)
+                thread.replies += 1
+                if pause:
+                    await asyncio.sleep(pause)
+
+        await asyncio.gather(*(one_sender(i) for i in range(len(members))))
+
+    await asyncio.gather(*(one_thread(thread) for thread in place.threads))
+    for thread in place.threads:
+        events[thread.room] = events.get(thread.room, 0) + 2 * count
+    return events
+
+
 async def send_traffic(
     senders: list[Receiver],
     receivers: list[Receiver],
@@ -182,14 +226,27 @@ async def send_traffic(
     dm_count: int,
     tag: str,
     pause: float = 0.0,
+    replies: int = 0,
 ) -> dict[int, int]:
     """``count`` messages over the rooms from ``senders`` and, at the same time, ``dm_count`` in
-    each DM from its members' connections; returns how many per room and DM."""
-    rooms, dms = await asyncio.gather(
+    each DM from its members' connections and ``replies`` in each thread (see
+    ``send_threads``); returns how many room events per room and DM."""
+    rooms, dms, threads = await asyncio.gather(
         send_all(senders, place.rooms, count, tag, pause),
         send_dms(receivers, place.dms, dm_count, f"{tag}-dm", pause),
+        send_threads(receivers, place, replies, f"{tag}-th", pause) if replies else no_events(),
     )
-    return rooms | dms
+    sent = rooms | dms
+    if replies:  # a thread in a room and one in a DM, every reply acknowledged
+        assert [thread.room for thread in place.threads] == [place.rooms[0], place.dms[-1].room]
+        assert all(thread.replies >= replies for thread in place.threads), place.threads
+    for room, events in threads.items():
+        sent[room] = sent.get(room, 0) + events
+    return sent
+
+
+async def no_events() -> dict[int, int]:
+    return {}
 
 
 async def receivers_for(
@@ -284,19 +341,24 @@ def summary(receivers: list[Receiver]) -> str:
     return (
         f"{len(receivers)} connections: {sum(r.reopens for r in receivers)} reopens, "
         f"{sum(r.resyncs for r in receivers)} room.resync, closes {closes}, errors {errors}, "
-        f"{sum(len(s) for r in receivers for s in r.seqs.values())} events"
+        f"{sum(len(s) for r in receivers for s in r.seqs.values())} events, "
+        f"{sum(len(u) for r in receivers for u in r.thread_updates.values())} thread.updated"
     )
 
 
 def place_verdict(receivers: list[Receiver], heads: dict[int, int], place: Place) -> Verdict:
     """Each connection has every event of the rooms and DMs its user reads, once and in order,
     and nothing of the DMs it does not: a DM's readers are its members and nobody else
-    (docs/protocol.md, "Guarantees"; docs/dms.md, "Using one")."""
+    (docs/protocol.md, "Guarantees"; docs/dms.md, "Using one"). In the threads of what it
+    reads, each ``thread.updated`` right after its reply and the last one with the final
+    ``reply_count`` (docs/threads.md)."""
     verdict = Verdict()
     for receiver in receivers:
-        verdict.add(
-            receiver.verdict(heads, [r for r in place.reads(receiver.user_id) if r in heads])
-        )
+        reads = place.reads(receiver.user_id)
+        verdict.add(receiver.verdict(heads, [r for r in reads if r in heads]))
+        for thread in place.threads:
+            if thread.room in reads:
+                verdict.add(receiver.verdict_thread(thread.room, thread.root, thread.replies))
         for room in place.outside(receiver.user_id):
             verdict.add(receiver.verdict_outsider(room))
     return verdict
@@ -434,7 +496,7 @@ class TestOnAHealthyRedis:
         try:
             await dms_known(receivers, await asyncio.to_thread(open_dms, cluster.servers[0], place))
             sending = asyncio.create_task(
-                send_traffic(receivers[::2], receivers, place, 200, 60, "kill", 0.01)
+                send_traffic(receivers[::2], receivers, place, 200, 60, "kill", 0.01, replies=30)
             )
             for _ in range(3):
                 await asyncio.sleep(0.7)
@@ -573,7 +635,7 @@ class TestOnAHealthyRedis:
             # where they were, the others never see it, not even in ``hello``.
             await dms_known(receivers, await asyncio.to_thread(open_dms, cluster.servers[0], place))
             sending = asyncio.create_task(
-                send_traffic(receivers[::2], receivers, place, 200, 60, "storm")
+                send_traffic(receivers[::2], receivers, place, 200, 60, "storm", replies=30)
             )
             drops = 0
             while not sending.done():
@@ -830,7 +892,7 @@ class TestRedisTrouble:
         try:
             await dms_known(receivers, await asyncio.to_thread(open_dms, cluster.servers[0], place))
             sending = asyncio.create_task(
-                send_traffic(receivers[::2], receivers, place, 200, 60, "kill-conn")
+                send_traffic(receivers[::2], receivers, place, 200, 60, "kill-conn", replies=30)
             )
             killed = 0
             for step in range(6):
@@ -868,7 +930,7 @@ class TestRedisTrouble:
             dms = await asyncio.to_thread(open_dms, cluster.servers[0], place)
             await dms_known(receivers, dms)
             sending = asyncio.create_task(
-                send_traffic(senders, receivers, place, 200, 40, "restart")
+                send_traffic(senders, receivers, place, 200, 40, "restart", replies=20)
             )
             await wait_until(lambda: sum(len(r.acks) for r in senders) >= 50, 60, "50 sent")
             await asyncio.to_thread(server.kill)
@@ -889,7 +951,7 @@ class TestRedisTrouble:
             await asyncio.to_thread(cluster.wait_ready)
             cluster.signal_workers(signal.SIGSTOP)
             try:
-                more = await send_traffic(senders, receivers, place, 30, 6, "unrouted")
+                more = await send_traffic(senders, receivers, place, 30, 6, "unrouted", replies=4)
                 rooms = place.rooms + [dm.room for dm in dms]
                 held = in_streams(cluster, rooms)
                 for room in rooms:
@@ -909,7 +971,7 @@ class TestRedisTrouble:
             for cycle in range(2):
                 acked = sum(len(r.acks) for r in senders)
                 sending = asyncio.create_task(
-                    send_traffic(senders, receivers, place, 60, 12, f"again{cycle}")
+                    send_traffic(senders, receivers, place, 60, 12, f"again{cycle}", replies=8)
                 )
                 await wait_until(
                     lambda acked=acked: sum(len(r.acks) for r in senders) >= acked + 20,
